@@ -1,0 +1,546 @@
+"""Activations as data: φ, φ', φ'', kinks, quadrature features and closed forms.
+
+An :class:`Activation` bundles plain Numba-compilable Python functions; the
+mean-field kernels in :mod:`fastprop.meanfield` are specialised per activation
+by compiling these functions into them.
+
+Conventions (DESIGN §1): ``h`` is a pre-activation; for the Gaussian
+expectations the pre-activation is ``h = √q z`` with ``z ~ N(0, 1)``.
+
+What each activation supplies
+-----------------------------
+``eval3(h) -> (φ(h), φ'(h), φ''(h))``
+    One call that shares work between the three (``tanh`` needs one ``expm1``).
+    φ'' is the ordinary derivative away from kinks; a kink's jump in φ' is
+    recorded separately (``kinks`` and ``slope_jumps``) and enters the
+    distributional φ'' as a Dirac mass.
+``breaks``
+    Points in ``h`` where φ is not analytic (kinks, exact) or where it bends
+    (graded feature points of smooth activations). The quadrature places panel
+    boundaries at ``breaks/√q``, which keeps composite Gauss–Legendre accurate
+    at any q, including large q where φ(√q z) is nearly a step or a kink.
+``gauss_mean(m, s) -> (E φ(m + s Z), E φ'(m + s Z))`` (optional)
+    Closed-form one-dimensional Gaussian expectations with s > 0. When present,
+    the two-dimensional correlation integrals need only one quadrature.
+``kernel(q, c) -> (E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂))`` (optional)
+    Closed form of the whole two-dimensional integral with
+    Var u₁ = Var u₂ = q and Corr(u₁, u₂) = c (relu: arc-cosine kernel; erf:
+    arcsine kernel; linear).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from .special import exp_times_lower_tail, norm_cdf, norm_pdf
+
+__all__ = ["ACTIVATIONS", "Activation", "activation", "register_activation"]
+
+_GRADED = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+def _symmetric(points):
+    return tuple(sorted({0.0, *points, *(-p for p in points)}))
+
+
+@dataclass(frozen=True, eq=False)
+class Activation:
+    """A scalar nonlinearity φ with what the mean-field and chain kernels need.
+
+    Build your own with :func:`register_activation`; the built-ins are listed
+    in :data:`ACTIVATIONS` and obtained with :func:`activation`.
+    """
+
+    name: str
+    formula: str
+    eval3: Callable = field(repr=False)
+    breaks: tuple = ()
+    kinks: tuple = ()
+    slope_jumps: tuple = ()
+    gauss_mean: Callable | None = field(default=None, repr=False)
+    kernel: Callable | None = field(default=None, repr=False)
+    homogeneous: bool = False
+    method_note: str = ""
+
+    def phi(self, h):
+        """φ(h), evaluated element-wise on arrays (compiled)."""
+        return _vectorised(self)(np.asarray(h, dtype=np.float64), 0)
+
+    def dphi(self, h):
+        """φ'(h) element-wise (at a kink itself: one of the one-sided slopes)."""
+        return _vectorised(self)(np.asarray(h, dtype=np.float64), 1)
+
+    def d2phi(self, h):
+        """φ''(h) element-wise, without the Dirac masses at kinks."""
+        return _vectorised(self)(np.asarray(h, dtype=np.float64), 2)
+
+
+_VECTORISED: dict[str, Callable] = {}
+
+
+def _vectorised(act):
+    fn = _VECTORISED.get(act.name)
+    if fn is None:
+        ev = act.eval3
+
+        @njit
+        def apply(h, k):
+            out = np.empty(h.shape)
+            flat = h.ravel()
+            res = out.ravel()
+            for i in range(flat.size):
+                v = ev(flat[i])
+                res[i] = v[0] if k == 0 else (v[1] if k == 1 else v[2])
+            return out
+
+        fn = _VECTORISED[act.name] = apply
+    return fn
+
+
+# ---------------------------------------------------------------------------
+# Built-in activations. Each scalar function below is the only place its
+# formula is written.
+# ---------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def linear_eval3(h):
+    return h, 1.0, 0.0
+
+
+@njit(cache=True)
+def linear_gauss_mean(m, s):
+    return m, 1.0
+
+
+@njit(cache=True)
+def linear_kernel(q, c):
+    return q * c, 1.0
+
+
+@njit(cache=True)
+def _relu_mean(m, s):
+    """E[(m + sZ)₊] = mΦ(m/s) + sϕ(m/s)."""
+    t = m / s
+    return m * norm_cdf(t) + s * norm_pdf(t)
+
+
+@njit(cache=True)
+def relu_eval3(h):
+    if h > 0.0:
+        return h, 1.0, 0.0
+    return 0.0, 0.0, 0.0
+
+
+@njit(cache=True)
+def relu_gauss_mean(m, s):
+    return _relu_mean(m, s), norm_cdf(m / s)
+
+
+@njit(cache=True)
+def relu_kernel(q, c):
+    """Arc-cosine kernel of degree 1 (Cho & Saul 2009):
+    E[φ(u₁)φ(u₂)] = q (√(1−c²) + (π − arccos c) c)/(2π),
+    E[φ'(u₁)φ'(u₂)] = (π − arccos c)/(2π)."""
+    theta = math.acos(c)
+    return q * (math.sqrt(max(0.0, 1.0 - c * c)) + (math.pi - theta) * c) / (2.0 * math.pi), (
+        math.pi - theta
+    ) / (2.0 * math.pi)
+
+
+LEAKY_SLOPE = 0.01
+
+
+@njit(cache=True)
+def leaky_relu_eval3(h):
+    if h > 0.0:
+        return h, 1.0, 0.0
+    return LEAKY_SLOPE * h, LEAKY_SLOPE, 0.0
+
+
+@njit(cache=True)
+def leaky_relu_gauss_mean(m, s):
+    a = LEAKY_SLOPE
+    return a * m + (1.0 - a) * _relu_mean(m, s), a + (1.0 - a) * norm_cdf(m / s)
+
+
+@njit(cache=True)
+def abs_eval3(h):
+    if h > 0.0:
+        return h, 1.0, 0.0
+    return -h, -1.0, 0.0
+
+
+@njit(cache=True)
+def abs_gauss_mean(m, s):
+    # |x| = 2 x₊ − x
+    return 2.0 * _relu_mean(m, s) - m, 2.0 * norm_cdf(m / s) - 1.0
+
+
+@njit(cache=True)
+def tanh_eval3(h):
+    a = abs(h)
+    if a < 0.5:
+        e = math.expm1(-2.0 * a)  # tanh a = −e/(2 + e): no cancellation near 0
+        t = -e / (2.0 + e)
+        x = 1.0 + e
+    else:
+        x = math.exp(-2.0 * a)
+        t = (1.0 - x) / (1.0 + x)
+    d = 4.0 * x / ((1.0 + x) * (1.0 + x))  # sech²h, relatively exact in the tails
+    if h < 0.0:
+        t = -t
+    return t, d, -2.0 * t * d
+
+
+@njit(cache=True)
+def hard_tanh_eval3(h):
+    if h > 1.0:
+        return 1.0, 0.0, 0.0
+    if h < -1.0:
+        return -1.0, 0.0, 0.0
+    return h, 1.0, 0.0
+
+
+@njit(cache=True)
+def hard_tanh_gauss_mean(m, s):
+    # clip(x, −1, 1) = −1 + (x+1)₊ − (x−1)₊
+    return (
+        -1.0 + _relu_mean(m + 1.0, s) - _relu_mean(m - 1.0, s),
+        norm_cdf((m + 1.0) / s) - norm_cdf((m - 1.0) / s),
+    )
+
+
+ERF_SCALE = math.sqrt(math.pi) / 2.0
+
+
+@njit(cache=True)
+def erf_eval3(h):
+    g = math.exp(-0.25 * math.pi * h * h)
+    return math.erf(ERF_SCALE * h), g, -0.5 * math.pi * h * g
+
+
+@njit(cache=True)
+def erf_gauss_mean(m, s):
+    """E erf(a(m+sZ)) = erf(am/√(1+2a²s²)); E exp(−a²(m+sZ)²) = exp(−a²m²/v)/√v, v = 1+2a²s²."""
+    a2 = ERF_SCALE * ERF_SCALE
+    v = 1.0 + 2.0 * a2 * s * s
+    return math.erf(ERF_SCALE * m / math.sqrt(v)), math.exp(-a2 * m * m / v) / math.sqrt(v)
+
+
+@njit(cache=True)
+def erf_kernel(q, c):
+    """Arcsine kernel (Williams 1998) for φ(h) = erf(ah), a = √π/2:
+    E[φ(u₁)φ(u₂)] = (2/π) arcsin(2a²qc/(1 + 2a²q)),
+    E[φ'(u₁)φ'(u₂)] = 1/√((1 + 2a²q)² − (2a²qc)²)."""
+    k = 2.0 * ERF_SCALE * ERF_SCALE * q
+    r = k * c / (1.0 + k)
+    return 2.0 / math.pi * math.asin(r), 1.0 / math.sqrt((1.0 + k) ** 2 - (k * c) ** 2)
+
+
+@njit(cache=True)
+def sigmoid_eval3(h):
+    e = math.exp(-abs(h))
+    s = 1.0 / (1.0 + e)  # σ(|h|)
+    d = e / ((1.0 + e) * (1.0 + e))  # σ'(h), even
+    t = -math.expm1(-abs(h)) / (1.0 + e)  # 1 − 2σ(−|h|) = 2σ(|h|) − 1, exact near 0
+    if h < 0.0:
+        return e / (1.0 + e), d, d * t
+    return s, d, -d * t
+
+
+@njit(cache=True)
+def softplus_eval3(h):
+    e = math.exp(-abs(h))
+    p = math.log1p(e) + max(h, 0.0)
+    sig, d, _ = sigmoid_eval3(h)
+    return p, sig, d
+
+
+@njit(cache=True)
+def elu_eval3(h):
+    if h > 0.0:
+        return h, 1.0, 0.0
+    e = math.exp(h)
+    return math.expm1(h), e, e
+
+
+@njit(cache=True)
+def elu_gauss_mean(m, s):
+    # x₊ + (eˣ − 1)·1{x<0}
+    lower = exp_times_lower_tail(m, s)
+    return _relu_mean(m, s) + lower - norm_cdf(-m / s), norm_cdf(m / s) + lower
+
+
+SELU_LAMBDA = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+
+
+@njit(cache=True)
+def selu_eval3(h):
+    if h > 0.0:
+        return SELU_LAMBDA * h, SELU_LAMBDA, 0.0
+    e = SELU_LAMBDA * SELU_ALPHA * math.exp(h)
+    return SELU_LAMBDA * SELU_ALPHA * math.expm1(h), e, e
+
+
+@njit(cache=True)
+def selu_gauss_mean(m, s):
+    lam, alpha = SELU_LAMBDA, SELU_ALPHA
+    lower = exp_times_lower_tail(m, s)
+    return (
+        lam * (_relu_mean(m, s) + alpha * (lower - norm_cdf(-m / s))),
+        lam * (norm_cdf(m / s) + alpha * lower),
+    )
+
+
+@njit(cache=True)
+def gelu_eval3(h):
+    p = norm_pdf(h)
+    return h * norm_cdf(h), norm_cdf(h) + h * p, (2.0 - h * h) * p
+
+
+@njit(cache=True)
+def gelu_gauss_mean(m, s):
+    """With X ~ N(m, s²), v = 1 + s², t = m/√v:
+    E[XΦ(X)] = mΦ(t) + s²ϕ(t)/√v,  E[Φ(X) + Xϕ(X)] = Φ(t) + mϕ(t)/v^{3/2}."""
+    v = 1.0 + s * s
+    r = math.sqrt(v)
+    t = m / r
+    p = norm_pdf(t)
+    return m * norm_cdf(t) + s * s * p / r, norm_cdf(t) + m * p / (v * r)
+
+
+@njit(cache=True)
+def swish_eval3(h):
+    sig, d, d2 = sigmoid_eval3(h)
+    return h * sig, sig + h * d, 2.0 * d + h * d2
+
+
+_BUILTIN_SPECS = {
+    "linear": dict(
+        formula="φ(h) = h",
+        eval3=linear_eval3,
+        gauss_mean=linear_gauss_mean,
+        kernel=linear_kernel,
+        homogeneous=True,
+        method_note="closed form (E φ(u₁)φ(u₂) = qc)",
+    ),
+    "relu": dict(
+        formula="φ(h) = max(h, 0)",
+        eval3=relu_eval3,
+        breaks=(0.0,),
+        gauss_mean=relu_gauss_mean,
+        kernel=relu_kernel,
+        homogeneous=True,
+        method_note="arc-cosine kernel (closed form); 1-D moments by kink-split Gauss–Legendre",
+    ),
+    "leaky_relu": dict(
+        formula=f"φ(h) = h for h > 0, {LEAKY_SLOPE}·h otherwise",
+        eval3=leaky_relu_eval3,
+        breaks=(0.0,),
+        gauss_mean=leaky_relu_gauss_mean,
+        homogeneous=True,
+        method_note="kink-split Gauss–Legendre over z₁, closed-form conditional mean over z₂",
+    ),
+    "abs": dict(
+        formula="φ(h) = |h|",
+        eval3=abs_eval3,
+        breaks=(0.0,),
+        gauss_mean=abs_gauss_mean,
+        homogeneous=True,
+        method_note="kink-split Gauss–Legendre over z₁, closed-form conditional mean over z₂",
+    ),
+    "tanh": dict(
+        formula="φ(h) = tanh(h)",
+        eval3=tanh_eval3,
+        breaks=_symmetric(_GRADED),
+        method_note="graded composite Gauss–Legendre in z₁ and, conditionally, in z₂",
+    ),
+    "hard_tanh": dict(
+        formula="φ(h) = max(−1, min(1, h))",
+        eval3=hard_tanh_eval3,
+        breaks=(-1.0, 1.0),
+        gauss_mean=hard_tanh_gauss_mean,
+        method_note="kink-split Gauss–Legendre over z₁, closed-form conditional mean over z₂",
+    ),
+    "erf": dict(
+        formula="φ(h) = erf(√π h / 2)",
+        eval3=erf_eval3,
+        breaks=_symmetric(_GRADED[:-1]),
+        gauss_mean=erf_gauss_mean,
+        kernel=erf_kernel,
+        method_note="arcsine kernel (closed form); 1-D moments by graded Gauss–Legendre",
+    ),
+    "sigmoid": dict(
+        formula="φ(h) = 1/(1 + e^{−h})",
+        eval3=sigmoid_eval3,
+        breaks=_symmetric(tuple(2.0 * g for g in _GRADED)),
+        method_note="graded composite Gauss–Legendre in z₁ and, conditionally, in z₂",
+    ),
+    "softplus": dict(
+        formula="φ(h) = log(1 + e^{h})",
+        eval3=softplus_eval3,
+        breaks=_symmetric(_GRADED + (32.0,)),
+        method_note="graded composite Gauss–Legendre in z₁ and, conditionally, in z₂",
+    ),
+    "elu": dict(
+        formula="φ(h) = h for h > 0, e^{h} − 1 otherwise (α = 1)",
+        eval3=elu_eval3,
+        breaks=tuple(sorted({0.0, *(-g for g in _GRADED), -32.0})),
+        gauss_mean=elu_gauss_mean,
+        method_note="kink-split graded Gauss–Legendre over z₁, closed-form conditional mean over z₂",
+    ),
+    "selu": dict(
+        formula=f"φ(h) = λh for h > 0, λα(e^h − 1) otherwise (λ = {SELU_LAMBDA}, α = {SELU_ALPHA})",
+        eval3=selu_eval3,
+        breaks=tuple(sorted({0.0, *(-g for g in _GRADED), -32.0})),
+        gauss_mean=selu_gauss_mean,
+        method_note="kink-split graded Gauss–Legendre over z₁, closed-form conditional mean over z₂",
+    ),
+    "gelu": dict(
+        formula="φ(h) = h Φ(h)",
+        eval3=gelu_eval3,
+        breaks=_symmetric(_GRADED[:-1]),
+        gauss_mean=gelu_gauss_mean,
+        method_note="graded Gauss–Legendre over z₁, closed-form conditional mean over z₂",
+    ),
+    "swish": dict(
+        formula="φ(h) = h/(1 + e^{−h})",
+        eval3=swish_eval3,
+        breaks=_symmetric(_GRADED + (32.0,)),
+        method_note="graded composite Gauss–Legendre in z₁ and, conditionally, in z₂",
+    ),
+}
+
+ACTIVATIONS: tuple = tuple(_BUILTIN_SPECS)
+"""Names of the built-in activations."""
+
+_REGISTRY: dict[str, Activation] = {}
+
+
+def _kink_data(eval3, kinks):
+    """Slope jumps φ'(k⁺) − φ'(k⁻) at each kink, from the compiled eval3."""
+    jumps = []
+    for k in kinks:
+        right = eval3(float(np.nextafter(k, np.inf)))[1]
+        left = eval3(float(np.nextafter(k, -np.inf)))[1]
+        jumps.append(float(right - left))
+    return tuple(jumps)
+
+
+def _make(name, eval3, breaks=(), kinks=None, **kw):
+    breaks = tuple(sorted({float(b) for b in breaks}))
+    if kinks is None:
+        # A break is a kink when φ' jumps there; smooth feature points have no jump.
+        kinks = tuple(b for b, j in zip(breaks, _kink_data(eval3, breaks)) if abs(j) > 1e-9)
+    kinks = tuple(float(k) for k in kinks)
+    return Activation(
+        name=name,
+        eval3=eval3,
+        breaks=breaks,
+        kinks=kinks,
+        slope_jumps=_kink_data(eval3, kinks),
+        **kw,
+    )
+
+
+def activation(name) -> Activation:
+    """Return the :class:`Activation` called ``name`` (built-in or registered).
+
+    An :class:`Activation` passed in is returned unchanged.
+    """
+    if isinstance(name, Activation):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"activation must be a name (str) or an Activation, got {type(name).__name__}")
+    act = _REGISTRY.get(name)
+    if act is None:
+        spec = _BUILTIN_SPECS.get(name)
+        if spec is None:
+            known = ", ".join(sorted(set(ACTIVATIONS) | set(_REGISTRY)))
+            raise ValueError(f"unknown activation {name!r}; known activations: {known}")
+        act = _REGISTRY[name] = _make(name, **spec)
+    return act
+
+
+def register_activation(
+    name,
+    phi,
+    dphi,
+    d2phi,
+    *,
+    kinks=(),
+    features=(),
+    formula="user-defined",
+    overwrite=False,
+) -> Activation:
+    """Register a user activation from Numba-compilable scalar functions.
+
+    Parameters
+    ----------
+    name : str
+        The name under which :func:`activation` and every ``activation=``
+        argument will find it.
+    phi, dphi, d2phi : callable
+        Plain Python functions ``float -> float`` (or Numba ``@njit``
+        dispatchers) for φ, φ' and φ'' away from kinks. They may use ``math``
+        and NumPy scalar functions that Numba supports.
+    kinks : sequence of float
+        Points where φ' jumps (φ must be continuous). Quadrature panels are
+        split there and the jump enters E[φφ''] as a Dirac mass.
+    features : sequence of float
+        Extra points in h where φ bends sharply (e.g. ``(-4, -2, -1, 0, 1, 2, 4)``
+        for a saturating activation); they keep the quadrature accurate when q
+        is large. Without any, only the Gaussian's own panels are used.
+    formula : str
+        Shown in ``repr`` and the docs.
+    overwrite : bool
+        Replace an earlier registration of the same name (built-ins cannot be
+        replaced).
+
+    Example
+    -------
+    >>> import math, fastprop as fp
+    >>> fp.register_activation("cube_tanh", lambda h: math.tanh(h) ** 3,
+    ...     lambda h: 3 * math.tanh(h) ** 2 * (1 - math.tanh(h) ** 2),
+    ...     lambda h: 6 * math.tanh(h) * (1 - math.tanh(h) ** 2) ** 2
+    ...               - 6 * math.tanh(h) ** 3 * (1 - math.tanh(h) ** 2),
+    ...     features=(-4, -2, -1, 0, 1, 2, 4))  # doctest: +ELLIPSIS
+    Activation(name='cube_tanh', ...)
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError("name must be a non-empty str")
+    if name in _BUILTIN_SPECS:
+        raise ValueError(f"{name!r} is a built-in activation and cannot be replaced")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"activation {name!r} is already registered; pass overwrite=True to replace it")
+    for label, fn in (("phi", phi), ("dphi", dphi), ("d2phi", d2phi)):
+        if not callable(fn):
+            raise TypeError(f"{label} must be callable")
+    kinks = tuple(float(k) for k in kinks)
+    features = tuple(float(f) for f in features)
+    if not all(math.isfinite(v) for v in kinks + features):
+        raise ValueError("kinks and features must be finite numbers")
+    f0, f1, f2 = (fn if hasattr(fn, "py_func") else njit(fn) for fn in (phi, dphi, d2phi))
+
+    @njit
+    def eval3(h):
+        return f0(h), f1(h), f2(h)
+
+    try:
+        eval3(0.5)
+    except Exception as exc:  # numba typing errors are many classes
+        raise TypeError(f"phi, dphi and d2phi must be Numba-compilable scalar functions: {exc}") from exc
+    act = _make(name, eval3, breaks=kinks + features, kinks=kinks, formula=formula)
+    _REGISTRY[name] = act
+    _VECTORISED.pop(name, None)
+    from . import meanfield  # the compiled kernels of a replaced activation are stale
+
+    meanfield.forget(name)
+    return act

@@ -1,0 +1,219 @@
+"""Mean-field quantities over (σ_w, σ_b) grids, and the edge of chaos.
+
+The drivers only schedule the compiled scalar maths of :mod:`fastprop.meanfield`
+over points; every point is computed independently from a cold start, so a
+grid's values do not depend on the target, the thread count or on how the grid
+is tiled.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from . import _validate
+from ._version import __version__
+from .activations import activation as _activation
+from .meanfield import Status, kernels
+from .targets import resolve_target
+
+__all__ = ["MeanFieldGrid", "meanfield_grid", "edge_of_chaos"]
+
+_FIELDS = ("q_star", "chi_1", "c_star", "chi_c", "chi_q", "xi_q", "xi_c", "status")
+
+
+@dataclass(eq=False)
+class MeanFieldGrid:
+    """Mean-field quantities on a (σ_w, σ_b) grid; 2-D arrays are indexed [i_w, i_b].
+
+    Attributes
+    ----------
+    sigma_w, sigma_b : 1-D arrays, the axes.
+    q_star : fixed point of the length map (0 or +inf in degenerate cases).
+    chi_1 : σ_w² E φ'(√q* z)², the slope of the correlation map at c = 1.
+    c_star : stable fixed point of the correlation map in [0, 1].
+    chi_c : σ_w² E φ'(u₁)φ'(u₂) at c*, the slope of the correlation map there.
+    chi_q : V'(q*), the slope of the length map at q*.
+    xi_q, xi_c : depth scales −1/ln χ_q and −1/ln χ_c (+inf at criticality).
+    status : :class:`fastprop.Status` bit flags per point.
+    activation, target : how the grid was computed; ``meta`` holds the version.
+    """
+
+    sigma_w: np.ndarray
+    sigma_b: np.ndarray
+    q_star: np.ndarray
+    chi_1: np.ndarray
+    c_star: np.ndarray
+    chi_c: np.ndarray
+    chi_q: np.ndarray
+    xi_q: np.ndarray
+    xi_c: np.ndarray
+    status: np.ndarray
+    activation: str = "tanh"
+    target: str = "cpu"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def shape(self):
+        return (self.sigma_w.size, self.sigma_b.size)
+
+    def __repr__(self):
+        flags = {s.name: int(np.count_nonzero(self.status & s)) for s in Status if s and np.any(self.status & s)}
+        return (
+            f"MeanFieldGrid(activation={self.activation!r}, shape={self.shape}, "
+            f"sigma_w=[{self.sigma_w[0]:g}..{self.sigma_w[-1]:g}], sigma_b=[{self.sigma_b[0]:g}..{self.sigma_b[-1]:g}], "
+            f"status={flags or 'all OK'})"
+        )
+
+    def save(self, path):
+        """Write the grid to ``path`` (NumPy ``.npz``), atomically: a temporary file
+        in the same directory is renamed over ``path`` only once complete."""
+        arrays = {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
+        info = {"activation": self.activation, "target": self.target, "meta": self.meta, "format": "fastprop.MeanFieldGrid/1"}
+        buf = io.BytesIO()
+        np.savez(buf, __info__=np.array(json.dumps(info)), **arrays)
+        _atomic_write(path, buf.getvalue())
+        return os.fspath(path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a grid written by :meth:`save`; values round-trip bit for bit."""
+        with np.load(path, allow_pickle=False) as data:
+            if "__info__" not in data:
+                raise ValueError(f"{os.fspath(path)!r} is not a fastprop MeanFieldGrid file")
+            info = json.loads(str(data["__info__"]))
+            arrays = {k: data[k] for k in data.files if k != "__info__"}
+        return cls(activation=info["activation"], target=info["target"], meta=info["meta"], **arrays)
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with coordinates ``sigma_w``, ``sigma_b`` (needs xarray)."""
+        try:
+            import xarray as xr
+        except ImportError:
+            raise ImportError("to_xarray() needs xarray: pip install 'fastprop[xarray]'") from None
+        dims = ("sigma_w", "sigma_b")
+        return xr.Dataset(
+            {name: (dims, getattr(self, name)) for name in _FIELDS},
+            coords={"sigma_w": self.sigma_w, "sigma_b": self.sigma_b},
+            attrs={"activation": self.activation, "target": self.target, **{k: str(v) for k, v in self.meta.items()}},
+        )
+
+
+def _atomic_write(path, payload: bytes):
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot write {path!r}: directory {directory!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=".fastprop-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _interleaved_order(n):
+    """A permutation of range(n) that spreads neighbouring points across threads.
+
+    Expensive points (the chaotic phase) cluster in the grid; prange splits its
+    range into contiguous blocks, so visiting points with a stride coprime to n
+    balances the threads.
+    """
+    stride = 7919
+    while math.gcd(stride, n) != 1:
+        stride += 2
+    return (np.arange(n, dtype=np.int64) * stride) % n
+
+
+def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None) -> MeanFieldGrid:
+    """q*, χ_1, c*, χ_c, χ_q, ξ_q, ξ_c and status over a (σ_w, σ_b) grid.
+
+    Parameters
+    ----------
+    activation : str or Activation
+        A built-in name (see :data:`fastprop.ACTIVATIONS`) or a registered one.
+    sigma_w, sigma_b : 1-D array_like
+        The axes: weight and bias standard deviations (σ ≥ 0, finite).
+    target : {"auto", "cpu", "parallel"}
+        "auto" runs on all CPU threads ("parallel").
+    client : None
+        Reserved for Dask execution.
+
+    Returns
+    -------
+    MeanFieldGrid
+        Arrays of shape ``(len(sigma_w), len(sigma_b))``. Formulas, methods and
+        the documented values of degenerate points are in :mod:`fastprop.meanfield`.
+
+    Example
+    -------
+    >>> import numpy as np, fastprop as fp
+    >>> g = fp.meanfield_grid("tanh", np.linspace(0.5, 3, 6), [0.0, 0.3], target="cpu")
+    >>> g.q_star.shape
+    (6, 2)
+    """
+    act = _activation(activation)
+    sw = _validate.axis(sigma_w, "sigma_w")
+    sb = _validate.axis(sigma_b, "sigma_b")
+    tgt = resolve_target(target)
+    _validate.no_client(client)
+    k = kernels(act, tgt)
+    shape = (sw.size, sb.size)
+    out = [np.empty(shape) for _ in range(7)] + [np.empty(shape, dtype=np.int8)]
+    k.grid_driver(sw, sb, _interleaved_order(sw.size * sb.size), *out)
+    return MeanFieldGrid(
+        sw.copy(),
+        sb.copy(),
+        *out,
+        activation=act.name,
+        target=tgt,
+        meta={"fastprop_version": __version__, "method": act.method_note},
+    )
+
+
+def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0), full_output=False, client=None):
+    """σ_w at which χ_1 = 1 (the order-to-chaos transition) for each σ_b.
+
+    χ_1(σ_w, σ_b) = σ_w² E φ'(√q* z)² is evaluated at the fixed point q*(σ_w, σ_b).
+    The first upward crossing of χ_1 = 1 in ``sigma_w_range`` is located by a
+    log-spaced scan (64 points) and refined by the Illinois method to 1e-15
+    relative. Where q* diverges beyond the crossing (relu-like activations with
+    σ_b > 0), χ_1 there is its q → ∞ limit, which is continuous; such edges are
+    flagged ``Q_INFINITE``. Where no crossing exists in the range the value is
+    NaN and the status ``NO_EDGE``.
+
+    Returns an array like ``sigma_b`` (a float for a scalar), or with
+    ``full_output=True`` a pair ``(sigma_w, status)``.
+
+    Known values: relu at σ_b = 0 → √2 (He et al. 2015); tanh at σ_b = 0 → 1.
+    """
+    act = _activation(activation)
+    scalar = np.ndim(sigma_b) == 0
+    sb = _validate.real_array(sigma_b, "sigma_b", low=0.0).reshape(-1)
+    if sb.size == 0:
+        raise ValueError("sigma_b must not be empty")
+    rng = _validate.real_array(sigma_w_range, "sigma_w_range", low=0.0, low_open=True)
+    if rng.shape != (2,) or not rng[0] < rng[1]:
+        raise ValueError(f"sigma_w_range must be (low, high) with 0 < low < high, got {tuple(rng.reshape(-1))}")
+    tgt = resolve_target(target)
+    _validate.no_client(client)
+    k = kernels(act, tgt)
+    out = np.empty(sb.size)
+    status = np.empty(sb.size, dtype=np.int8)
+    k.edge_driver(np.ascontiguousarray(sb), float(rng[0]), float(rng[1]), 64, out, status)
+    shape = np.shape(sigma_b)
+    out, status = out.reshape(shape), status.reshape(shape)
+    if scalar:
+        out, status = float(out), int(status)
+    return (out, status) if full_output else out

@@ -1,0 +1,55 @@
+"""The length map V(q) and the correlation map C(c), broadcasting like ufuncs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validate
+from .activations import activation as _activation
+from .meanfield import kernels
+
+__all__ = ["length_map", "correlation_map"]
+
+
+def _run(kind, x, q, sigma_w, sigma_b, act):
+    arrays = np.broadcast_arrays(x, q, sigma_w, sigma_b)
+    shape = arrays[0].shape
+    flat = [np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in arrays]
+    out = np.empty(flat[0].size)
+    kernels(act, "cpu").map_driver(kind, *flat, out)
+    out = out.reshape(shape)
+    return float(out) if out.ndim == 0 else out
+
+
+def length_map(q, sigma_w, sigma_b, activation="tanh"):
+    """V(q) = σ_w² ∫ φ(√q z)² Dz + σ_b²  (Poole et al. 2016, eq. 3).
+
+    ``q``, ``sigma_w`` and ``sigma_b`` broadcast against each other like NumPy
+    ufunc arguments; a float is returned when all are scalars. q ≥ 0, σ ≥ 0.
+    Integration: kink-split, graded Gauss–Legendre (see :mod:`fastprop.quadrature`).
+    """
+    act = _activation(activation)
+    q = _validate.real_array(q, "q", low=0.0)
+    sw = _validate.real_array(sigma_w, "sigma_w", low=0.0)
+    sb = _validate.real_array(sigma_b, "sigma_b", low=0.0)
+    return _run(0, q, q, sw, sb, act)
+
+
+def correlation_map(c, sigma_w, sigma_b, activation="tanh", q=None):
+    """C(c) = (σ_w² ∫∫ φ(u₁)φ(u₂) Dz₁Dz₂ + σ_b²)/q  (Poole et al. 2016, eq. 5).
+
+    u₁ = √q z₁, u₂ = √q (c z₁ + √(1−c²) z₂). ``q`` defaults to the fixed point
+    q*(σ_w, σ_b) of the length map; the result is NaN exactly where that fixed
+    point is 0 or +inf (the map is undefined there; see
+    :func:`fastprop.meanfield_grid` for the status of such points). A given
+    ``q`` must be > 0. All arguments broadcast; c ∈ [−1, 1].
+    """
+    act = _activation(activation)
+    c = _validate.real_array(c, "c", low=-1.0, high=1.0)
+    sw = _validate.real_array(sigma_w, "sigma_w", low=0.0)
+    sb = _validate.real_array(sigma_b, "sigma_b", low=0.0)
+    if q is None:
+        qa = np.array(-1.0)
+    else:
+        qa = _validate.real_array(q, "q", low=0.0, low_open=True)
+    return _run(1, c, qa, sw, sb, act)

@@ -1,0 +1,494 @@
+r"""Mean-field maths for one activation: length map, correlation map, fixed points.
+
+Every formula is a small scalar function, compiled per activation by
+:func:`kernels` (the activation's φ, φ', φ'' are compiled into it). Drivers in
+:mod:`fastprop.grid` only schedule these functions over points.
+
+Conventions (DESIGN §1; Poole et al. 2016, Schoenholz et al. 2017)
+--------------------------------------------------------------------
+* Length map (Poole et al. 2016, eq. 3):
+  :math:`V(q) = σ_w^2 \int φ(\sqrt q z)^2 Dz + σ_b^2`; q* its stable fixed point.
+* Correlation map at q* (Poole et al. 2016, eq. 5):
+  :math:`C(c) = (σ_w^2 \iint φ(u_1)φ(u_2) Dz_1 Dz_2 + σ_b^2)/q^*`,
+  :math:`u_1 = \sqrt{q^*} z_1`, :math:`u_2 = \sqrt{q^*}(c z_1 + \sqrt{1-c^2} z_2)`.
+* :math:`χ_1 = σ_w^2 \int φ'(\sqrt{q^*} z)^2 Dz = C'(1)` (Poole et al. eq. 7);
+  :math:`χ_c = σ_w^2 \iint φ'(u_1)φ'(u_2) = C'(c^*)` (Schoenholz et al. eq. 9;
+  the derivative follows from Price's theorem, dN/dc = q E φ'φ').
+* :math:`χ_q = V'(q^*) = χ_1 + σ_w^2 \int φ''(\sqrt{q^*} z) φ(\sqrt{q^*} z) Dz`
+  (Stein's lemma), with kinks contributing Dirac masses
+  :math:`φ(k)\,[φ'](k)\, ρ_{q}(k)`.
+* Depth scales (Schoenholz et al. 2017, eqs. 7 and 10): ξ_q = −1/ln χ_q,
+  ξ_c = −1/ln χ_c; +inf exactly at χ = 1.
+
+Integration
+-----------
+One-dimensional moments use the graded, kink-split Gauss–Legendre rule of
+:mod:`fastprop.quadrature`. The two-dimensional integrals are done by
+conditioning on z₁: the inner expectation over z₂ is E φ(m + s z₂) with
+m = √q c z₁, s = √q √(1−c²) — in closed form when the activation has one
+(``gauss_mean``), otherwise by the same graded rule with its panels moved to
+(b − m)/s — and the outer integral over z₁ has panels at b/√q and
+b/(√q c). Activations with a closed-form kernel (relu, erf, linear) skip the
+quadrature for the two-dimensional integral altogether.
+
+Fixed points
+------------
+q*: safeguarded Newton on g(q) = V(q) − q with V'(q) from the same quadrature,
+growing a bracket geometrically and bisecting (geometrically when the bracket
+spans decades) whenever Newton leaves it.
+
+c*: in the chaotic phase (χ_1 > 1) C is increasing and convex on [0, 1] with
+C(1) = 1 (its Taylor coefficients at 0 are the squared Hermite coefficients of
+φ, all ≥ 0), so c* is the unique fixed point in [0, 1). Newton from c = 0
+(where C and C' are one-dimensional integrals) increases monotonically to c*
+and cannot overshoot; a bisection guard catches rounding. In the ordered phase
+(χ_1 ≤ 1) c* = 1 and χ_c = χ_1.
+
+Degenerate cases (one documented value each, flagged in ``status``)
+------------------------------------------------------------------
+* ``Q_ZERO``: σ_b = 0, φ(0) = 0 and V'(0⁺) ≤ 1 — q* = 0. Every other quantity is
+  its limit q → 0⁺ (χ_1 = σ_w² E φ'(0^{sign z})², so relu gives σ_w²/2),
+  c* = 1, χ_c = χ_1.
+* ``Q_INFINITE``: V(q) > q for all q up to 1e200 — q* = +inf, χ_1 is its limit
+  q → ∞, and c*, χ_c, ξ_q, ξ_c are NaN (no correlation map exists there).
+* ``CRITICAL``: χ_c or χ_q equal to 1 within rounding — the depth scale is +inf.
+* ``NOT_CONVERGED``: an iteration hit its cap; the last iterate is returned.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import IntFlag
+from types import SimpleNamespace
+
+import numpy as np
+from numba import njit, prange
+
+from .activations import activation as _activation
+from .quadrature import GL_W, GL_X, NGL, Q_TINY, ZMAX, gauss_weight, make_next_break
+
+__all__ = ["Status", "kernels", "forget"]
+
+Q_MAX = 1e200
+"""Largest finite q*: beyond it the length map is reported divergent."""
+
+C_TOL = 1e-11
+"""Newton on c stops once its step is below this (the error is then ~step²)."""
+KMEHLER = 32
+Q_RTOL = 1e-15
+MAXIT = 200
+
+
+class Status(IntFlag):
+    """Per-point flags of a mean-field result (bit flags, 0 = regular point)."""
+
+    OK = 0
+    Q_ZERO = 1
+    Q_INFINITE = 2
+    CRITICAL = 4
+    NOT_CONVERGED = 8
+    NO_EDGE = 16
+
+
+_Q_ZERO = int(Status.Q_ZERO)
+_Q_INFINITE = int(Status.Q_INFINITE)
+_CRITICAL = int(Status.CRITICAL)
+_NOT_CONVERGED = int(Status.NOT_CONVERGED)
+_NO_EDGE = int(Status.NO_EDGE)
+
+
+@njit(cache=True)
+def depth_scale(chi):
+    """ξ = −1/ln χ for 0 ≤ χ ≤ 1 (Schoenholz et al. 2017, eqs. 7, 10); +inf at χ ≥ 1.
+
+    At a stable fixed point χ ≤ 1 exactly; values above 1 can only come from
+    rounding at criticality and are reported as +inf.
+    """
+    if chi >= 1.0:
+        return math.inf
+    if chi <= 0.0:
+        return 0.0
+    return -1.0 / math.log(chi)
+
+
+def _build(act):
+    ev = act.eval3
+    next_break = make_next_break(act.breaks, act.kinks)
+    kinks = act.kinks or (0.0,)
+    jumps = act.slope_jumps or (0.0,)
+    nkinks = len(act.kinks)
+    has_gm = act.gauss_mean is not None
+    gm = act.gauss_mean if has_gm else _no_gauss_mean
+    has_kernel = act.kernel is not None
+    ker = act.kernel if has_kernel else _no_kernel
+
+    @njit
+    def moments(q):
+        """(E φ, E φ', E φ², E φ'², E φφ'') at h = √q z, z ~ N(0, 1), Dirac masses included."""
+        sq = math.sqrt(max(q, Q_TINY))
+        a = 1.0 / sq
+        e0 = e1 = e2 = e3 = e4 = 0.0
+        z = -ZMAX
+        while z < ZMAX:
+            b = next_break(z, a, 0.0, a, 0.0)
+            half = 0.5 * (b - z)
+            mid = 0.5 * (b + z)
+            for k in range(NGL):
+                zk = mid + half * GL_X[k]
+                w = half * GL_W[k] * gauss_weight(zk)
+                p, dp, d2p = ev(sq * zk)
+                e0 += w * p
+                e1 += w * dp
+                e2 += w * p * p
+                e3 += w * dp * dp
+                e4 += w * p * d2p
+            z = b
+        for i in range(nkinks):
+            pk = ev(kinks[i])[0]
+            if pk != 0.0:
+                e4 += pk * jumps[i] * gauss_weight(kinks[i] / sq) / sq
+        return e0, e1, e2, e3, e4
+
+    @njit
+    def mehler_start(q, sw, sb):
+        """Root in [0, 1) of the truncated Mehler model of the correlation map.
+
+        With h_n the normalised Hermite polynomials, φ(√q z) = Σ a_n h_n(z) and
+        E φ(u₁)φ(u₂) = Σ a_n² cⁿ (Mehler's formula). The first ``KMEHLER + 1``
+        terms are a lower bound on [0, 1], so the model's fixed point lies at or
+        below c*: a safe start for Newton on the exact map, usually within
+        1e-6 of c* away from the edge of chaos.
+        """
+        sq = math.sqrt(max(q, Q_TINY))
+        a = 1.0 / sq
+        coef = np.zeros(KMEHLER + 1)
+        z = -ZMAX
+        while z < ZMAX:
+            b = next_break(z, a, 0.0, a, 0.0)
+            half = 0.5 * (b - z)
+            mid = 0.5 * (b + z)
+            for k in range(NGL):
+                zk = mid + half * GL_X[k]
+                wp = half * GL_W[k] * gauss_weight(zk) * ev(sq * zk)[0]
+                h0 = 1.0
+                h1 = zk
+                coef[0] += wp
+                coef[1] += wp * zk
+                for n in range(1, KMEHLER):
+                    h2 = (zk * h1 - math.sqrt(n) * h0) / math.sqrt(n + 1.0)
+                    coef[n + 1] += wp * h2
+                    h0 = h1
+                    h1 = h2
+            z = b
+        w2 = sw * sw
+        b2 = sb * sb
+        c = 0.0
+        for _ in range(MAXIT):
+            p = 0.0
+            dp = 0.0
+            for n in range(KMEHLER, 0, -1):
+                p = p * c + coef[n] * coef[n]
+                dp = dp * c + n * coef[n] * coef[n]
+            p = p * c + coef[0] * coef[0]
+            g = (w2 * p + b2) / q - c
+            dg = w2 * dp / q - 1.0
+            if not dg < 0.0:
+                break
+            step = -g / dg
+            c += step
+            if abs(step) <= 1e-15 or not 0.0 <= c < 1.0:
+                break
+        return min(max(c, 0.0), 1.0 - 1e-12)
+
+    @njit
+    def conditional_mean(m, s):
+        """(E φ(m + sZ), E φ'(m + sZ)) for Z ~ N(0, 1), s ≥ 0."""
+        if s <= 0.0:
+            p, dp, _ = ev(m)
+            return p, dp
+        if has_gm:
+            return gm(m, s)
+        a = 1.0 / s
+        b0 = -m / s
+        e0 = e1 = 0.0
+        z = -ZMAX
+        while z < ZMAX:
+            b = next_break(z, a, b0, a, b0)
+            half = 0.5 * (b - z)
+            mid = 0.5 * (b + z)
+            for k in range(NGL):
+                zk = mid + half * GL_X[k]
+                w = half * GL_W[k] * gauss_weight(zk)
+                p, dp, _ = ev(m + s * zk)
+                e0 += w * p
+                e1 += w * dp
+            z = b
+        return e0, e1
+
+    @njit
+    def pair(q, c):
+        """(E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂)), Var u_i = q, Corr(u₁, u₂) = c."""
+        if has_kernel:
+            return ker(q, c)
+        sq = math.sqrt(max(q, Q_TINY))
+        s = sq * math.sqrt(max(0.0, 1.0 - c * c))
+        a1 = 1.0 / sq
+        a2 = 1.0 / (sq * c) if c != 0.0 else 0.0
+        n_acc = m_acc = 0.0
+        z = -ZMAX
+        while z < ZMAX:
+            b = next_break(z, a1, 0.0, a2, 0.0)
+            half = 0.5 * (b - z)
+            mid = 0.5 * (b + z)
+            for k in range(NGL):
+                zk = mid + half * GL_X[k]
+                w = half * GL_W[k] * gauss_weight(zk)
+                p, dp, _ = ev(sq * zk)
+                m0, m1 = conditional_mean(sq * c * zk, s)
+                n_acc += w * p * m0
+                m_acc += w * dp * m1
+            z = b
+        return n_acc, m_acc
+
+    @njit
+    def length_map(q, sw, sb):
+        """V(q) = σ_w² E φ(√q z)² + σ_b² (Poole et al. 2016, eq. 3)."""
+        return sw * sw * moments(q)[2] + sb * sb
+
+    @njit
+    def correlation_map(c, q, sw, sb):
+        """C(c) = (σ_w² E φ(u₁)φ(u₂) + σ_b²)/q (Poole et al. 2016, eq. 5); C(1) = V(q)/q."""
+        return (sw * sw * pair(q, c)[0] + sb * sb) / q
+
+    @njit
+    def q_star(sw, sb):
+        """Stable fixed point of V and its status bits (see module docstring)."""
+        w2 = sw * sw
+        b2 = sb * sb
+        p0 = ev(0.0)[0]
+        v0 = w2 * p0 * p0 + b2
+        if v0 == 0.0:
+            m = moments(Q_TINY)
+            if w2 * (m[3] + m[4]) <= 1.0:
+                return 0.0, _Q_ZERO
+            x = 1.0
+        else:
+            x = v0
+        lo = 0.0
+        hi = math.inf
+        grow = 4.0
+        for _ in range(MAXIT):
+            m = moments(x)
+            g = w2 * m[2] + b2 - x
+            dg = w2 * (m[3] + m[4]) - 1.0
+            if g == 0.0:
+                return x, 0
+            if g > 0.0:
+                lo = x
+            else:
+                hi = x
+            xn = x - g / dg if dg != 0.0 else math.nan
+            if hi == math.inf:
+                if not xn > x:
+                    xn = x * grow
+                    grow *= grow
+                if xn > Q_MAX:
+                    if x * 2.0 > Q_MAX:
+                        return math.inf, _Q_INFINITE
+                    xn = Q_MAX
+            else:
+                if not (lo < xn < hi):
+                    if lo > 0.0 and hi > 4.0 * lo:
+                        xn = math.sqrt(lo * hi)
+                    else:
+                        xn = 0.5 * (lo + hi)
+                if abs(xn - x) <= Q_RTOL * x or hi - lo <= Q_RTOL * hi:
+                    return xn, 0
+            x = xn
+        return x, _NOT_CONVERGED
+
+    @njit
+    def c_star(q, sw, sb, e_phi, e_dphi, chi1):
+        """(c*, χ_c, status) at q* > 0 (see module docstring)."""
+        w2 = sw * sw
+        b2 = sb * sb
+        if chi1 <= 1.0:
+            return 1.0, chi1, 0
+        if w2 * e_phi * e_phi + b2 <= 0.0:  # C(0) = 0: odd φ without bias
+            return 0.0, w2 * e_dphi * e_dphi, 0
+        lo = 0.0  # C(lo) > lo
+        hi = 1.0  # C(hi) ≤ hi
+        c = mehler_start(q, sw, sb)
+        for _ in range(MAXIT):
+            n, mm = pair(q, c)
+            g = (w2 * n + b2) / q - c
+            slope = w2 * mm
+            if g > 0.0:
+                lo = c
+            else:
+                hi = c
+            step = -g / (slope - 1.0) if slope < 1.0 else math.nan
+            if abs(step) <= C_TOL:
+                # quadratic convergence: c + step is exact to ~step², and χ_c at c
+                # differs from χ_c at c* by at most C''·|step|
+                return min(max(c + step, lo), hi), slope, 0
+            cn = c + step
+            if not (lo < cn < hi):
+                cn = 0.5 * (lo + hi)
+            if hi - lo <= 1e-16:
+                return cn, slope, 0
+            c = cn
+        return c, slope, _NOT_CONVERGED
+
+    @njit
+    def point(sw, sb):
+        """(q*, χ_1, c*, χ_c, χ_q, ξ_q, ξ_c, status) at one (σ_w, σ_b)."""
+        q, status = q_star(sw, sb)
+        w2 = sw * sw
+        if q == math.inf:
+            m = moments(Q_MAX)
+            return q, w2 * m[3], math.nan, math.nan, math.nan, math.nan, math.nan, status
+        m = moments(q)
+        chi1 = w2 * m[3]
+        chiq = w2 * (m[3] + m[4])
+        if q == 0.0:
+            c, chic = 1.0, chi1
+        else:
+            c, chic, st = c_star(q, sw, sb, m[0], m[1], chi1)
+            status |= st
+        xiq = depth_scale(chiq)
+        xic = depth_scale(chic)
+        if xiq == math.inf or xic == math.inf:
+            status |= _CRITICAL
+        return q, chi1, c, chic, chiq, xiq, xic, status
+
+    @njit
+    def chi1_at(sw, sb):
+        q, status = q_star(sw, sb)
+        return sw * sw * moments(min(q, Q_MAX))[3], status
+
+    @njit
+    def edge(sb, lo, hi, nscan):
+        """σ_w in [lo, hi] with χ_1(σ_w, σ_b) = 1: first upward crossing on a log scan, then Illinois."""
+        r = (hi / lo) ** (1.0 / (nscan - 1))
+        a = lo
+        fa = chi1_at(a, sb)[0] - 1.0
+        if fa >= 0.0:
+            return math.nan, _NO_EDGE
+        b = a
+        fb = fa
+        found = False
+        for i in range(1, nscan):
+            b = lo * r**i if i < nscan - 1 else hi
+            fb = chi1_at(b, sb)[0] - 1.0
+            if fb >= 0.0:
+                found = True
+                break
+            a = b
+            fa = fb
+        if not found:
+            return math.nan, _NO_EDGE
+        side = 0
+        for _ in range(MAXIT):
+            x = b - fb * (b - a) / (fb - fa)
+            if not (a < x < b):
+                x = 0.5 * (a + b)
+            fx, _ = chi1_at(x, sb)
+            fx -= 1.0
+            if fx >= 0.0:
+                b, fb = x, fx
+                if side == -1:
+                    fa *= 0.5
+                side = -1
+            else:
+                a, fa = x, fx
+                if side == 1:
+                    fb *= 0.5
+                side = 1
+            if b - a <= 1e-15 * b or fx == 0.0:
+                break
+        return b, chi1_at(b, sb)[1]
+
+    def grid_driver(sw, sb, order, q_out, chi1_out, c_out, chic_out, chiq_out, xiq_out, xic_out, st_out):
+        nb = sb.size
+        for p in prange(order.size):
+            idx = order[p]
+            i = idx // nb
+            j = idx - i * nb
+            r = point(sw[i], sb[j])
+            q_out[i, j] = r[0]
+            chi1_out[i, j] = r[1]
+            c_out[i, j] = r[2]
+            chic_out[i, j] = r[3]
+            chiq_out[i, j] = r[4]
+            xiq_out[i, j] = r[5]
+            xic_out[i, j] = r[6]
+            st_out[i, j] = r[7]
+
+    def edge_driver(sb, lo, hi, nscan, out, st_out):
+        for j in prange(sb.size):
+            r = edge(sb[j], lo, hi, nscan)
+            out[j] = r[0]
+            st_out[j] = r[1]
+
+    def map_driver(kind, x, q, sw, sb, out):
+        for i in prange(x.size):
+            if kind == 0:
+                out[i] = length_map(x[i], sw[i], sb[i])
+            else:
+                qi = q[i]
+                if qi < 0.0:  # q not given: use q*
+                    qi = q_star(sw[i], sb[i])[0]
+                out[i] = correlation_map(x[i], qi, sw[i], sb[i]) if 0.0 < qi < math.inf else math.nan
+
+    return SimpleNamespace(
+        activation=act,
+        moments=moments,
+        conditional_mean=conditional_mean,
+        pair=pair,
+        length_map=length_map,
+        correlation_map=correlation_map,
+        q_star=q_star,
+        point=point,
+        edge=edge,
+        drivers={"grid_driver": grid_driver, "edge_driver": edge_driver, "map_driver": map_driver},
+    )
+
+
+@njit(cache=True)
+def _no_gauss_mean(m, s):
+    return 0.0, 0.0
+
+
+@njit(cache=True)
+def _no_kernel(q, c):
+    return 0.0, 0.0
+
+
+_CACHE: dict = {}
+
+
+def kernels(act, target="cpu"):
+    """Compiled mean-field kernels for an activation (built once per process).
+
+    ``target`` selects how the drivers are compiled: ``"cpu"`` (serial njit) or
+    ``"parallel"`` (njit with ``prange``). The scalar functions are shared.
+    """
+    act = _activation(act)
+    key = (act.name, target)
+    ns = _CACHE.get(key)
+    if ns is None:
+        base = _CACHE.get((act.name, None))
+        if base is None:
+            base = _CACHE[(act.name, None)] = _build(act)
+        parallel = target == "parallel"
+        drivers = {k: njit(parallel=parallel)(fn) for k, fn in base.drivers.items()}
+        ns = SimpleNamespace(**{**vars(base), **drivers})
+        _CACHE[key] = ns
+    return ns
+
+
+def forget(name):
+    """Drop compiled kernels of an activation (after it is re-registered)."""
+    for key in [k for k in _CACHE if k[0] == name]:
+        del _CACHE[key]

@@ -1,0 +1,87 @@
+"""Gaussian expectations by kink-aware, graded composite Gauss–Legendre rules.
+
+A fixed Gauss–Hermite rule integrates E f(√q z) badly once φ(√q z) bends on a
+scale much finer than the Gaussian (large q) or has a kink (relu, hard_tanh).
+Here the z-axis [−Z, Z] (Z = 9, so the neglected mass times any polynomially
+growing integrand is below 1e-16 relatively) is cut into panels at
+
+* a fixed set of points resolving the Gaussian weight itself, and
+* the activation's ``breaks`` mapped to z — ``b/√q`` for one-dimensional
+  moments, ``(b − m)/s`` for a conditional mean E φ(m + s z) —
+
+and each panel gets an ``NGL``-point Gauss–Legendre rule. Between two panel
+boundaries the integrand is analytic and smooth on the panel's own scale, so
+the rule converges geometrically whatever q is; kinks sit exactly on panel
+boundaries. The accuracy (≤ 1e-13 relative on every built-in activation, q from
+1e-12 to 1e8) is checked against mpmath in ``tests/test_quadrature.py``.
+
+The functions here are factories: ``make_panels(breaks)`` returns a compiled
+``next_break`` for one activation's break points, which the mean-field kernels
+call in their integration loops. No arrays are allocated, so the same code can
+run as a GPU device function.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+ZMAX = 9.0
+"""Half-width of the integration range in z."""
+
+BASE_BREAKS = (-7.0, -5.5, -4.2, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.2, 5.5, 7.0)
+"""Panel boundaries that resolve the Gaussian weight on [−Z, Z]."""
+
+NGL = 10
+_x, _w = np.polynomial.legendre.leggauss(NGL)
+GL_X = tuple(float(v) for v in _x)
+GL_W = tuple(float(v) for v in _w)
+
+Q_TINY = 1e-280
+"""Variances below this are treated as this: the limit q → 0⁺ (kinks keep their
+one-sided slopes, e.g. relu's E φ'(√q z)² = 1/2)."""
+
+
+THIN = 0.45
+"""A smooth (non-kink) boundary closer than ``THIN·min(|z|, |v|)`` to the previous
+boundary is skipped: graded point sets from different sources then merge into
+one graded set instead of doubling the panel count."""
+
+
+def make_next_break(breaks, kinks):
+    """Compile ``next_break(z, a1, b1, a2, b2)`` for an activation's break points.
+
+    Returns the next panel boundary above ``z`` among ``BASE_BREAKS``,
+    ``{a1·b + b1}`` and ``{a2·b + b2}`` over the activation's breaks ``b``, or
+    ``ZMAX`` when none is left. Base points and images ``a1·k + b1`` of kinks
+    ``k`` are always boundaries; every other candidate is a smooth feature and is skipped when it lies within ``THIN·min(|z|, |v|)`` of
+    ``z``. Two affine images cover the outer integral of the correlation map,
+    whose integrand bends both where φ(√q z₁) does and where the conditional
+    mean over z₂ does.
+    """
+    brk = tuple(float(b) for b in breaks) or (0.0,)
+    kinkset = {float(k) for k in kinks}
+    exact = tuple(b in kinkset for b in brk)
+
+    @njit
+    def next_break(z, a1, b1, a2, b2):
+        best = ZMAX
+        for v in BASE_BREAKS:
+            if z < v < best:
+                best = v
+        for i in range(len(brk)):
+            v = brk[i] * a1 + b1
+            if v > z and v < best and (exact[i] or v - z >= THIN * min(abs(z), abs(v))):
+                best = v
+            v = brk[i] * a2 + b2
+            if v > z and v < best and v - z >= THIN * min(abs(z), abs(v)):
+                best = v
+        return best
+
+    return next_break
+
+
+@njit(cache=True)
+def gauss_weight(z):
+    """Standard normal density at a node."""
+    return math.exp(-0.5 * z * z) * 0.3989422804014327

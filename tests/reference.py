@@ -1,0 +1,157 @@
+"""Slow, obviously-correct references, independent of fastprop's own code.
+
+* Activations are written again here with mpmath (no shared code with
+  ``fastprop.activations``).
+* One-dimensional Gaussian expectations: ``mpmath.quad`` at 30 digits over the
+  z-line split at every kink and at the graded points b/√q.
+* Two-dimensional expectations: nested ``scipy.integrate.quad`` (adaptive
+  Gauss–Kronrod) conditioning on z₁, with the inner integral split where
+  √q(c z₁ + s z₂) hits a kink.
+* Closed forms from the literature: arc-cosine (relu) and arcsine (erf) kernels.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import mpmath as mp
+from scipy import integrate
+
+warnings.filterwarnings("ignore", category=integrate.IntegrationWarning)
+
+mp.mp.dps = 30
+
+_LAM = mp.mpf("1.0507009873554804934193349852946")
+_ALP = mp.mpf("1.6732632423543772848170429916717")
+
+
+def _sig(h):
+    return 1 / (1 + mp.exp(-h))
+
+
+# name: (φ, φ', kinks, graded feature scale points)
+PHI = {
+    "linear": (lambda h: h, lambda h: mp.mpf(1), (), ()),
+    "relu": (lambda h: max(h, 0), lambda h: mp.mpf(1 if h > 0 else 0), (0,), ()),
+    "leaky_relu": (lambda h: h if h > 0 else mp.mpf("0.01") * h, lambda h: mp.mpf(1) if h > 0 else mp.mpf("0.01"), (0,), ()),
+    "abs": (lambda h: abs(h), lambda h: mp.mpf(1 if h > 0 else -1), (0,), ()),
+    "tanh": (mp.tanh, lambda h: mp.sech(h) ** 2, (), (0.5, 1, 2, 4, 8, 16)),
+    "hard_tanh": (lambda h: max(-1, min(1, h)), lambda h: mp.mpf(1 if -1 < h < 1 else 0), (-1, 1), ()),
+    "erf": (lambda h: mp.erf(mp.sqrt(mp.pi) * h / 2), lambda h: mp.exp(-mp.pi * h * h / 4), (), (0.5, 1, 2, 4, 8)),
+    "sigmoid": (_sig, lambda h: _sig(h) * (1 - _sig(h)), (), (1, 2, 4, 8, 16, 32)),
+    "softplus": (lambda h: mp.log(1 + mp.exp(h)), _sig, (), (0.5, 1, 2, 4, 8, 16, 32)),
+    "elu": (lambda h: h if h > 0 else mp.expm1(h), lambda h: mp.mpf(1) if h > 0 else mp.exp(h), (0,), (1, 2, 4, 8, 16, 32)),
+    "selu": (
+        lambda h: _LAM * h if h > 0 else _LAM * _ALP * mp.expm1(h),
+        lambda h: _LAM if h > 0 else _LAM * _ALP * mp.exp(h),
+        (0,),
+        (1, 2, 4, 8, 16, 32),
+    ),
+    "gelu": (lambda h: h * mp.ncdf(h), lambda h: mp.ncdf(h) + h * mp.npdf(h), (), (0.5, 1, 2, 4, 8)),
+    "swish": (lambda h: h * _sig(h), lambda h: _sig(h) + h * _sig(h) * (1 - _sig(h)), (), (0.5, 1, 2, 4, 8, 16, 32)),
+}
+
+
+def _zpoints(name, q):
+    _, _, kinks, feats = PHI[name]
+    s = math.sqrt(float(q))
+    pts = {0.0, -12.0, 12.0}
+    for b in list(kinks) + list(feats) + [-f for f in feats]:
+        z = float(b) / s
+        if abs(z) < 12:
+            pts.add(z)
+    return sorted(pts)
+
+
+def expect(name, q, which="phi2"):
+    """E f(√q z) at 30 digits for f ∈ {phi, dphi, phi2, dphi2}."""
+    phi, dphi, _, _ = PHI[name]
+    s = mp.sqrt(mp.mpf(q))
+    f = {
+        "phi": lambda h: phi(h),
+        "dphi": lambda h: dphi(h),
+        "phi2": lambda h: phi(h) ** 2,
+        "dphi2": lambda h: dphi(h) ** 2,
+    }[which]
+    return mp.quad(lambda z: f(s * z) * mp.npdf(z), _zpoints(name, q))
+
+
+def length_map(name, q, sw, sb):
+    return sw * sw * expect(name, q, "phi2") + sb * sb
+
+
+def chi_q(name, q, sw):
+    """V'(q) by a central difference of the 30-digit length map (step 1e-8·q)."""
+    h = mp.mpf(q) * mp.mpf("1e-8")
+    return sw * sw * (expect(name, q + h, "phi2") - expect(name, q - h, "phi2")) / (2 * h)
+
+
+def _fsig(h):
+    return 1 / (1 + math.exp(-h)) if h >= 0 else math.exp(h) / (1 + math.exp(h))
+
+
+_L, _A = float(_LAM), float(_ALP)
+_Phi = lambda h: 0.5 * math.erfc(-h / math.sqrt(2))  # noqa: E731
+_pdf = lambda h: math.exp(-0.5 * h * h) / math.sqrt(2 * math.pi)  # noqa: E731
+
+# The same activations in double precision, for the nested adaptive quadrature.
+FLOAT_PHI = {
+    "linear": (lambda h: h, lambda h: 1.0),
+    "relu": (lambda h: max(h, 0.0), lambda h: 1.0 if h > 0 else 0.0),
+    "leaky_relu": (lambda h: h if h > 0 else 0.01 * h, lambda h: 1.0 if h > 0 else 0.01),
+    "abs": (abs, lambda h: 1.0 if h > 0 else -1.0),
+    "tanh": (math.tanh, lambda h: 1 / math.cosh(h) ** 2 if abs(h) < 300 else 0.0),
+    "hard_tanh": (lambda h: max(-1.0, min(1.0, h)), lambda h: 1.0 if -1 < h < 1 else 0.0),
+    "erf": (lambda h: math.erf(math.sqrt(math.pi) * h / 2), lambda h: math.exp(-math.pi * h * h / 4)),
+    "sigmoid": (_fsig, lambda h: _fsig(h) * _fsig(-h)),
+    "softplus": (lambda h: max(h, 0.0) + math.log1p(math.exp(-abs(h))), _fsig),
+    "elu": (lambda h: h if h > 0 else math.expm1(h), lambda h: 1.0 if h > 0 else math.exp(h)),
+    "selu": (lambda h: _L * h if h > 0 else _L * _A * math.expm1(h), lambda h: _L if h > 0 else _L * _A * math.exp(h)),
+    "gelu": (lambda h: h * _Phi(h), lambda h: _Phi(h) + h * _pdf(h)),
+    "swish": (lambda h: h * _fsig(h), lambda h: _fsig(h) + h * _fsig(h) * _fsig(-h)),
+}
+
+
+def pair(name, q, c, tol=1e-13):
+    """(E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂)) by nested adaptive quadrature (slow)."""
+    phi, dphi = FLOAT_PHI[name]
+    _, _, kinks, feats = PHI[name]
+    sq = math.sqrt(q)
+    s = math.sqrt(max(0.0, 1 - c * c))
+    marks = [float(k) for k in kinks] + [0.0] + [float(f) for f in feats] + [-float(f) for f in feats]
+    rho = lambda z: math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)  # noqa: E731
+
+    def inner(z1, f):
+        m = sq * c * z1
+        if s == 0:
+            return f(m)
+        sig = sq * s
+        pts = sorted({(b - m) / sig for b in marks if abs((b - m) / sig) < 12})
+        return integrate.quad(lambda z2: f(m + sig * z2) * rho(z2), -12, 12, points=pts or None, epsabs=1e-16, epsrel=tol, limit=400)[0]
+
+    opts = sorted({b / sq for b in marks if abs(b / sq) < 12} | ({b / (sq * c) for b in marks if c and abs(b / (sq * c)) < 12}))
+    out = []
+    for f in (phi, dphi):
+        val = integrate.quad(lambda z1: f(sq * z1) * inner(z1, f) * rho(z1), -12, 12, points=opts or None, epsabs=1e-16, epsrel=tol, limit=400)[0]
+        out.append(val)
+    return tuple(out)
+
+
+def relu_pair(q, c):
+    """Arc-cosine kernel (Cho & Saul 2009), independent of fastprop's copy."""
+    th = math.acos(c)
+    return q / (2 * math.pi) * (math.sin(th) + (math.pi - th) * math.cos(th)), (math.pi - th) / (2 * math.pi)
+
+
+def erf_pair(q, c):
+    """Arcsine kernel (Williams 1998) for erf(√π h/2)."""
+    a2 = math.pi / 4
+    return (2 / math.pi) * math.asin(2 * a2 * q * c / (1 + 2 * a2 * q)), 1 / math.sqrt((1 + 2 * a2 * q) ** 2 - (2 * a2 * q * c) ** 2)
+
+
+def q_star_newton_residual(name, q, sw, sb):
+    """Distance of q from the true fixed point to first order: (V(q) − q)/(1 − V'(q))."""
+    v = length_map(name, q, sw, sb)
+    d = chi_q(name, q, sw)
+    return float((v - q) / (1 - d))

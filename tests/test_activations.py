@@ -1,0 +1,121 @@
+"""Activations: φ, φ', φ'' against independent formulas, kinks, registration, bad input."""
+
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+import reference as R
+
+import fastprop as fp
+
+H = np.concatenate([np.linspace(-30, 30, 121), [-1e-9, 1e-9, -1.0 - 1e-9, 1.0 + 1e-9, 0.3, -0.7]])
+
+
+@pytest.mark.parametrize("name", fp.ACTIVATIONS)
+def test_phi_and_derivatives_match_independent_formulas(name):
+    act = fp.activation(name)
+    phi, dphi, _, _ = R.PHI[name]
+    got = act.phi(H)
+    want = np.array([float(phi(mp.mpf(float(h)))) for h in H])
+    # 1e-12: libm erfc (gelu) is good to ~1e-13 relative at h = −30
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-300)
+    off = ~np.isin(H, act.kinks)  # φ' at a kink itself is a convention (measure zero)
+    d = act.dphi(H[off])
+    want_d = np.array([float(dphi(mp.mpf(float(h)))) for h in H[off]])
+    np.testing.assert_allclose(d, want_d, rtol=1e-13, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", fp.ACTIVATIONS)
+def test_second_derivative_is_derivative_of_first(name):
+    act = fp.activation(name)
+    h = np.linspace(-6.3, 6.1, 57)
+    h = h[np.all(np.abs(h[:, None] - np.array(act.kinks or [99.0])[None, :]) > 1e-3, axis=1)]
+    eps = 1e-6
+    fd = (act.dphi(h + eps) - act.dphi(h - eps)) / (2 * eps)
+    np.testing.assert_allclose(act.d2phi(h), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_kinks_and_slope_jumps():
+    assert fp.activation("relu").kinks == (0.0,) and fp.activation("relu").slope_jumps == (1.0,)
+    assert fp.activation("abs").slope_jumps == (2.0,)
+    assert fp.activation("hard_tanh").kinks == (-1.0, 1.0)
+    assert fp.activation("hard_tanh").slope_jumps == (1.0, -1.0)
+    assert fp.activation("elu").kinks == ()  # α = 1: φ' is continuous at 0
+    sl = fp.activation("selu").slope_jumps[0]
+    assert sl == pytest.approx(1.0507009873554805 * (1 - 1.6732632423543772))
+    assert fp.activation("tanh").kinks == ()
+
+
+def test_erf_is_pennington_scaling():
+    # φ(h) = erf(√π h/2) has slope 1 at the origin
+    assert fp.activation("erf").dphi(0.0) == pytest.approx(1.0, abs=1e-15)
+
+
+def test_builtin_list_covers_design():
+    need = {"linear", "relu", "leaky_relu", "abs", "tanh", "hard_tanh", "erf", "sigmoid", "softplus", "elu", "selu", "gelu", "swish"}
+    assert need <= set(fp.ACTIVATIONS)
+
+
+def test_unknown_activation_names_the_known_ones():
+    with pytest.raises(ValueError, match="unknown activation 'tanhh'.*tanh"):
+        fp.activation("tanhh")
+    with pytest.raises(TypeError, match="activation must be"):
+        fp.activation(3)
+
+
+def _tanh(h):
+    return math.tanh(h)
+
+
+def _dtanh(h):
+    return 1.0 - math.tanh(h) ** 2
+
+
+def _d2tanh(h):
+    t = math.tanh(h)
+    return -2.0 * t * (1.0 - t * t)
+
+
+def test_registered_activation_matches_builtin_everywhere():
+    act = fp.register_activation(
+        "user_tanh", _tanh, _dtanh, _d2tanh, features=(-16, -8, -4, -2, -1, -0.5, 0, 0.5, 1, 2, 4, 8, 16), overwrite=True
+    )
+    assert fp.activation("user_tanh") is act
+    sw, sb = np.array([0.7, 1.8, 3.5]), np.array([0.0, 0.4, 2.0])
+    a = fp.meanfield_grid("user_tanh", sw, sb, target="cpu")
+    b = fp.meanfield_grid("tanh", sw, sb, target="cpu")
+    for f in ("q_star", "chi_1", "c_star", "chi_c", "chi_q"):
+        np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(a.status, b.status)
+
+
+def test_registered_kinked_activation_gets_dirac_mass():
+    # a shifted hard threshold-linear unit with a kink at 0.5
+    act = fp.register_activation(
+        "shifted_relu", lambda h: max(h - 0.5, 0.0), lambda h: 1.0 if h > 0.5 else 0.0, lambda h: 0.0, kinks=(0.5,), overwrite=True
+    )
+    assert act.slope_jumps == (1.0,)
+    # V'(q) computed with the Dirac mass equals a finite difference of V
+    q, sw = 2.0, 1.3
+    v = lambda x: fp.length_map(x, sw, 0.5, "shifted_relu")  # noqa: E731
+    g = fp.meanfield_grid("shifted_relu", [sw], [0.5], target="cpu")
+    assert g.q_star[0, 0] > 0
+    qs = g.q_star[0, 0]
+    fd = (v(qs * (1 + 1e-6)) - v(qs * (1 - 1e-6))) / (2e-6 * qs)
+    assert g.chi_q[0, 0] == pytest.approx(fd, rel=1e-7)
+    assert v(q) > 0
+
+
+def test_register_rejects_bad_input():
+    with pytest.raises(ValueError, match="built-in"):
+        fp.register_activation("tanh", _tanh, _dtanh, _d2tanh)
+    with pytest.raises(TypeError, match="callable"):
+        fp.register_activation("bad1", 3, _dtanh, _d2tanh)
+    with pytest.raises(TypeError, match="Numba-compilable"):
+        fp.register_activation("bad2", lambda h: {"a": h}["b"].foo(), _dtanh, _d2tanh)
+    with pytest.raises(ValueError, match="finite"):
+        fp.register_activation("bad3", _tanh, _dtanh, _d2tanh, kinks=(float("nan"),))
+    fp.register_activation("dup", _tanh, _dtanh, _d2tanh, overwrite=True)
+    with pytest.raises(ValueError, match="already registered"):
+        fp.register_activation("dup", _tanh, _dtanh, _d2tanh)
