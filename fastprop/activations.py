@@ -148,9 +148,9 @@ def relu_kernel(q, c):
     E[φ(u₁)φ(u₂)] = q (√(1−c²) + (π − arccos c) c)/(2π),
     E[φ'(u₁)φ'(u₂)] = (π − arccos c)/(2π)."""
     theta = math.acos(c)
-    return q * (math.sqrt(max(0.0, 1.0 - c * c)) + (math.pi - theta) * c) / (2.0 * math.pi), (
-        math.pi - theta
-    ) / (2.0 * math.pi)
+    return q * (math.sqrt(max(0.0, 1.0 - c * c)) + (math.pi - theta) * c) / (2.0 * math.pi), (math.pi - theta) / (
+        2.0 * math.pi
+    )
 
 
 LEAKY_SLOPE = 0.01
@@ -438,7 +438,7 @@ def _make(name, eval3, breaks=(), kinks=None, **kw):
     breaks = tuple(sorted({float(b) for b in breaks}))
     if kinks is None:
         # A break is a kink when φ' jumps there; smooth feature points have no jump.
-        kinks = tuple(b for b, j in zip(breaks, _kink_data(eval3, breaks)) if abs(j) > 1e-9)
+        kinks = tuple(b for b, j in zip(breaks, _kink_data(eval3, breaks), strict=True) if abs(j) > 1e-9)
     kinks = tuple(float(k) for k in kinks)
     return Activation(
         name=name,

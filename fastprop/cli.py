@@ -31,7 +31,9 @@ def _axis(text):
             return np.linspace(start, stop, num)
         return np.array([float(v) for v in text.split(",")])
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid axis {text!r}: use start:stop:num or a comma-separated list") from None
+        raise argparse.ArgumentTypeError(
+            f"invalid axis {text!r}: use start:stop:num or a comma-separated list"
+        ) from None
 
 
 def _parser():
@@ -40,7 +42,9 @@ def _parser():
 
     g = sub.add_parser("grid", help="mean-field quantities over a (σ_w, σ_b) grid (default: tanh phase diagram)")
     g.add_argument("--activation", default="tanh", help="activation name (default: tanh)")
-    g.add_argument("--sigma-w", type=_axis, default=_axis("0.1:4:200"), help="σ_w axis, start:stop:num (default 0.1:4:200)")
+    g.add_argument(
+        "--sigma-w", type=_axis, default=_axis("0.1:4:200"), help="σ_w axis, start:stop:num (default 0.1:4:200)"
+    )
     g.add_argument("--sigma-b", type=_axis, default=_axis("0:2:100"), help="σ_b axis, start:stop:num (default 0:2:100)")
     g.add_argument("--target", default="auto", help="auto, cpu or parallel (default: auto)")
     g.add_argument("--out", default="fastprop_grid.npz", help="result file (default: fastprop_grid.npz)")
@@ -64,7 +68,8 @@ def _grid(args):
     path = g.save(args.out)
     n = g.q_star.size
     chaotic = int(np.count_nonzero(g.chi_1 > 1))
-    print(f"{g.activation}: {g.shape[0]} x {g.shape[1]} grid in {dt:.2f} s ({dt / n * 1e6:.1f} us/point, target {g.target})")
+    rate = f"{dt / n * 1e6:.1f} us/point, target {g.target}"
+    print(f"{g.activation}: {g.shape[0]} x {g.shape[1]} grid in {dt:.2f} s ({rate})")
     print(f"chaotic points (chi_1 > 1): {chaotic} of {n}; flagged: {int(np.count_nonzero(g.status))}")
     print(f"wrote {path}  (load with fastprop.MeanFieldGrid.load)")
 
@@ -97,7 +102,8 @@ def _info(_args):
     print(f"fastprop {fp.__version__}")
     print(f"python {platform.python_version()}  numpy {np.__version__}  numba {numba.__version__}")
     print(f"threads: {numba.config.NUMBA_NUM_THREADS}  (NUMBA_NUM_THREADS)")
-    print(f"targets usable here: cpu, parallel{'  (a GPU is visible; the cuda target is not built yet)' if cuda_available() else ''}")
+    gpu = "  (a GPU is visible; the cuda target is not built yet)" if cuda_available() else ""
+    print(f"targets usable here: cpu, parallel{gpu}")
     print(f"activations: {', '.join(fp.ACTIVATIONS)}")
 
 

@@ -67,7 +67,8 @@ class MeanFieldGrid:
         flags = {s.name: int(np.count_nonzero(self.status & s)) for s in Status if s and np.any(self.status & s)}
         return (
             f"MeanFieldGrid(activation={self.activation!r}, shape={self.shape}, "
-            f"sigma_w=[{self.sigma_w[0]:g}..{self.sigma_w[-1]:g}], sigma_b=[{self.sigma_b[0]:g}..{self.sigma_b[-1]:g}], "
+            f"sigma_w=[{self.sigma_w[0]:g}..{self.sigma_w[-1]:g}], "
+            f"sigma_b=[{self.sigma_b[0]:g}..{self.sigma_b[-1]:g}], "
             f"status={flags or 'all OK'})"
         )
 
@@ -75,7 +76,12 @@ class MeanFieldGrid:
         """Write the grid to ``path`` (NumPy ``.npz``), atomically: a temporary file
         in the same directory is renamed over ``path`` only once complete."""
         arrays = {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
-        info = {"activation": self.activation, "target": self.target, "meta": self.meta, "format": "fastprop.MeanFieldGrid/1"}
+        info = {
+            "activation": self.activation,
+            "target": self.target,
+            "meta": self.meta,
+            "format": "fastprop.MeanFieldGrid/1",
+        }
         buf = io.BytesIO()
         np.savez(buf, __info__=np.array(json.dumps(info)), **arrays)
         _atomic_write(path, buf.getvalue())

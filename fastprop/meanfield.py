@@ -72,6 +72,8 @@ __all__ = ["Status", "kernels", "forget"]
 Q_MAX = 1e200
 """Largest finite q*: beyond it the length map is reported divergent."""
 
+CRIT_TOL = 1e-12
+"""χ this close to 1 is critical (the quadrature is exact to a few 1e-15)."""
 C_TOL = 1e-11
 """Newton on c stops once its step is below this (the error is then ~step²)."""
 KMEHLER = 32
@@ -99,12 +101,13 @@ _NO_EDGE = int(Status.NO_EDGE)
 
 @njit(cache=True)
 def depth_scale(chi):
-    """ξ = −1/ln χ for 0 ≤ χ ≤ 1 (Schoenholz et al. 2017, eqs. 7, 10); +inf at χ ≥ 1.
+    """ξ = −1/ln χ for 0 ≤ χ ≤ 1 (Schoenholz et al. 2017, eqs. 7, 10); +inf at χ = 1.
 
-    At a stable fixed point χ ≤ 1 exactly; values above 1 can only come from
-    rounding at criticality and are reported as +inf.
+    At a stable fixed point χ ≤ 1 exactly; χ within ``CRIT_TOL`` of 1 (or above,
+    which only rounding can produce) is criticality and gives +inf. This moves
+    1/ξ by at most ``CRIT_TOL``.
     """
-    if chi >= 1.0:
+    if chi >= 1.0 - CRIT_TOL:
         return math.inf
     if chi <= 0.0:
         return 0.0
@@ -269,7 +272,7 @@ def _build(act):
         v0 = w2 * p0 * p0 + b2
         if v0 == 0.0:
             m = moments(Q_TINY)
-            if w2 * (m[3] + m[4]) <= 1.0:
+            if w2 * (m[3] + m[4]) <= 1.0 + CRIT_TOL:  # V'(0⁺) ≤ 1: 0 is stable
                 return 0.0, _Q_ZERO
             x = 1.0
         else:

@@ -54,9 +54,10 @@ def make_next_break(breaks, kinks):
     Returns the next panel boundary above ``z`` among ``BASE_BREAKS``,
     ``{a1·b + b1}`` and ``{a2·b + b2}`` over the activation's breaks ``b``, or
     ``ZMAX`` when none is left. Base points and images ``a1·k + b1`` of kinks
-    ``k`` are always boundaries; every other candidate is a smooth feature and is skipped when it lies within ``THIN·min(|z|, |v|)`` of
-    ``z``. Two affine images cover the outer integral of the correlation map,
-    whose integrand bends both where φ(√q z₁) does and where the conditional
+    ``k`` are always boundaries; every other candidate is a smooth feature
+    and is skipped when it lies within ``THIN·min(|z|, |v|)`` of ``z``.
+    Two affine images cover the outer integral of the correlation map, whose
+    integrand bends both where φ(√q z₁) does and where the conditional
     mean over z₂ does.
     """
     brk = tuple(float(b) for b in breaks) or (0.0,)

@@ -34,14 +34,24 @@ def _sig(h):
 PHI = {
     "linear": (lambda h: h, lambda h: mp.mpf(1), (), ()),
     "relu": (lambda h: max(h, 0), lambda h: mp.mpf(1 if h > 0 else 0), (0,), ()),
-    "leaky_relu": (lambda h: h if h > 0 else mp.mpf("0.01") * h, lambda h: mp.mpf(1) if h > 0 else mp.mpf("0.01"), (0,), ()),
+    "leaky_relu": (
+        lambda h: h if h > 0 else mp.mpf("0.01") * h,
+        lambda h: mp.mpf(1) if h > 0 else mp.mpf("0.01"),
+        (0,),
+        (),
+    ),
     "abs": (lambda h: abs(h), lambda h: mp.mpf(1 if h > 0 else -1), (0,), ()),
     "tanh": (mp.tanh, lambda h: mp.sech(h) ** 2, (), (0.5, 1, 2, 4, 8, 16)),
     "hard_tanh": (lambda h: max(-1, min(1, h)), lambda h: mp.mpf(1 if -1 < h < 1 else 0), (-1, 1), ()),
     "erf": (lambda h: mp.erf(mp.sqrt(mp.pi) * h / 2), lambda h: mp.exp(-mp.pi * h * h / 4), (), (0.5, 1, 2, 4, 8)),
     "sigmoid": (_sig, lambda h: _sig(h) * (1 - _sig(h)), (), (1, 2, 4, 8, 16, 32)),
     "softplus": (lambda h: mp.log(1 + mp.exp(h)), _sig, (), (0.5, 1, 2, 4, 8, 16, 32)),
-    "elu": (lambda h: h if h > 0 else mp.expm1(h), lambda h: mp.mpf(1) if h > 0 else mp.exp(h), (0,), (1, 2, 4, 8, 16, 32)),
+    "elu": (
+        lambda h: h if h > 0 else mp.expm1(h),
+        lambda h: mp.mpf(1) if h > 0 else mp.exp(h),
+        (0,),
+        (1, 2, 4, 8, 16, 32),
+    ),
     "selu": (
         lambda h: _LAM * h if h > 0 else _LAM * _ALP * mp.expm1(h),
         lambda h: _LAM if h > 0 else _LAM * _ALP * mp.exp(h),
@@ -128,12 +138,24 @@ def pair(name, q, c, tol=1e-13):
             return f(m)
         sig = sq * s
         pts = sorted({(b - m) / sig for b in marks if abs((b - m) / sig) < 12})
-        return integrate.quad(lambda z2: f(m + sig * z2) * rho(z2), -12, 12, points=pts or None, epsabs=1e-16, epsrel=tol, limit=400)[0]
+        return integrate.quad(
+            lambda z2: f(m + sig * z2) * rho(z2), -12, 12, points=pts or None, epsabs=1e-16, epsrel=tol, limit=400
+        )[0]
 
-    opts = sorted({b / sq for b in marks if abs(b / sq) < 12} | ({b / (sq * c) for b in marks if c and abs(b / (sq * c)) < 12}))
+    opts = sorted(
+        {b / sq for b in marks if abs(b / sq) < 12} | ({b / (sq * c) for b in marks if c and abs(b / (sq * c)) < 12})
+    )
     out = []
     for f in (phi, dphi):
-        val = integrate.quad(lambda z1: f(sq * z1) * inner(z1, f) * rho(z1), -12, 12, points=opts or None, epsabs=1e-16, epsrel=tol, limit=400)[0]
+        val = integrate.quad(
+            lambda z1, f=f: f(sq * z1) * inner(z1, f) * rho(z1),
+            -12,
+            12,
+            points=opts or None,
+            epsabs=1e-16,
+            epsrel=tol,
+            limit=400,
+        )[0]
         out.append(val)
     return tuple(out)
 
@@ -147,7 +169,9 @@ def relu_pair(q, c):
 def erf_pair(q, c):
     """Arcsine kernel (Williams 1998) for erf(√π h/2)."""
     a2 = math.pi / 4
-    return (2 / math.pi) * math.asin(2 * a2 * q * c / (1 + 2 * a2 * q)), 1 / math.sqrt((1 + 2 * a2 * q) ** 2 - (2 * a2 * q * c) ** 2)
+    return (2 / math.pi) * math.asin(2 * a2 * q * c / (1 + 2 * a2 * q)), 1 / math.sqrt(
+        (1 + 2 * a2 * q) ** 2 - (2 * a2 * q * c) ** 2
+    )
 
 
 def q_star_newton_residual(name, q, sw, sb):

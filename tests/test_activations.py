@@ -53,7 +53,21 @@ def test_erf_is_pennington_scaling():
 
 
 def test_builtin_list_covers_design():
-    need = {"linear", "relu", "leaky_relu", "abs", "tanh", "hard_tanh", "erf", "sigmoid", "softplus", "elu", "selu", "gelu", "swish"}
+    need = {
+        "linear",
+        "relu",
+        "leaky_relu",
+        "abs",
+        "tanh",
+        "hard_tanh",
+        "erf",
+        "sigmoid",
+        "softplus",
+        "elu",
+        "selu",
+        "gelu",
+        "swish",
+    }
     assert need <= set(fp.ACTIVATIONS)
 
 
@@ -79,7 +93,12 @@ def _d2tanh(h):
 
 def test_registered_activation_matches_builtin_everywhere():
     act = fp.register_activation(
-        "user_tanh", _tanh, _dtanh, _d2tanh, features=(-16, -8, -4, -2, -1, -0.5, 0, 0.5, 1, 2, 4, 8, 16), overwrite=True
+        "user_tanh",
+        _tanh,
+        _dtanh,
+        _d2tanh,
+        features=(-16, -8, -4, -2, -1, -0.5, 0, 0.5, 1, 2, 4, 8, 16),
+        overwrite=True,
     )
     assert fp.activation("user_tanh") is act
     sw, sb = np.array([0.7, 1.8, 3.5]), np.array([0.0, 0.4, 2.0])
@@ -93,7 +112,12 @@ def test_registered_activation_matches_builtin_everywhere():
 def test_registered_kinked_activation_gets_dirac_mass():
     # a shifted hard threshold-linear unit with a kink at 0.5
     act = fp.register_activation(
-        "shifted_relu", lambda h: max(h - 0.5, 0.0), lambda h: 1.0 if h > 0.5 else 0.0, lambda h: 0.0, kinks=(0.5,), overwrite=True
+        "shifted_relu",
+        lambda h: max(h - 0.5, 0.0),
+        lambda h: 1.0 if h > 0.5 else 0.0,
+        lambda h: 0.0,
+        kinks=(0.5,),
+        overwrite=True,
     )
     assert act.slope_jumps == (1.0,)
     # V'(q) computed with the Dirac mass equals a finite difference of V
