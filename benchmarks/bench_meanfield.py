@@ -1,0 +1,68 @@
+"""asv benchmarks of the mean-field engine (JIT warm-up in setup; compile latency separately)."""
+
+import subprocess
+import sys
+
+import numpy as np
+
+import fastprop as fp
+
+
+class Grid:
+    """Whole-grid time; all six quantities. σ_w ∈ [0.1, 5], σ_b ∈ [0, 3] (the accuracy-contract range)."""
+
+    params = (["tanh", "hard_tanh", "relu"], ["cpu", "parallel"], [100])
+    param_names = ["activation", "target", "n"]
+    timeout = 600
+
+    def setup(self, activation, target, n):
+        self.sw = np.linspace(0.1, 5.0, n)
+        self.sb = np.linspace(0.0, 3.0, n)
+        fp.meanfield_grid(activation, self.sw[:2], self.sb[:2], target=target)  # compile
+
+    def time_grid(self, activation, target, n):
+        fp.meanfield_grid(activation, self.sw, self.sb, target=target)
+
+
+class GridLarge:
+    """1000 × 1000 grid on all threads (slow: minutes for tanh on 2 cores)."""
+
+    params = (["hard_tanh", "relu"],)
+    param_names = ["activation"]
+    timeout = 1800
+    number = 1
+    repeat = 1
+
+    def setup(self, activation):
+        self.sw = np.linspace(0.1, 5.0, 1000)
+        self.sb = np.linspace(0.0, 3.0, 1000)
+        fp.meanfield_grid(activation, self.sw[:2], self.sb[:2], target="parallel")
+
+    def time_grid_1000(self, activation):
+        fp.meanfield_grid(activation, self.sw, self.sb, target="parallel")
+
+
+class EdgeOfChaos:
+    params = (["tanh", "relu", "erf"],)
+    param_names = ["activation"]
+
+    def setup(self, activation):
+        self.sb = np.linspace(0.0, 3.0, 100)
+        fp.edge_of_chaos(activation, self.sb[:2], target="cpu")
+
+    def time_edge(self, activation):
+        fp.edge_of_chaos(activation, self.sb, target="cpu")
+
+
+class CompileLatency:
+    """First-call latency in a fresh interpreter: import + compile + a 2×2 grid."""
+
+    params = (["tanh", "relu"],)
+    param_names = ["activation"]
+    number = 1
+    repeat = 3
+    timeout = 300
+
+    def time_first_grid(self, activation):
+        code = f"import fastprop as fp; fp.meanfield_grid({activation!r}, [1.0, 2.0], [0.0, 0.5], target='cpu')"
+        subprocess.run([sys.executable, "-c", code], check=True)
