@@ -43,8 +43,8 @@ one-sided slopes, e.g. relu's E φ'(√q z)² = 1/2)."""
 
 
 THIN = 0.45
-"""A smooth (non-kink) boundary closer than ``THIN·min(|z|, |v|)`` to the previous
-boundary is skipped: graded point sets from different sources then merge into
+"""A smooth (non-kink) boundary closer than ``THIN`` times its distance from the
+centre of its graded set to the previous boundary is skipped: graded point sets from different sources then merge into
 one graded set instead of doubling the panel count."""
 
 
@@ -55,7 +55,8 @@ def make_next_break(breaks, kinks):
     ``{a1·b + b1}`` and ``{a2·b + b2}`` over the activation's breaks ``b``, or
     ``ZMAX`` when none is left. Base points and images ``a1·k + b1`` of kinks
     ``k`` are always boundaries; every other candidate is a smooth feature
-    and is skipped when it lies within ``THIN·min(|z|, |v|)`` of ``z``.
+    and is skipped when it lies within ``THIN·min(|z − b|, |v − b|)`` of ``z``,
+    where ``b`` (``b1`` or ``b2``) is the centre of its graded set.
     Two affine images cover the outer integral of the correlation map, whose
     integrand bends both where φ(√q z₁) does and where the conditional
     mean over z₂ does.
@@ -71,11 +72,13 @@ def make_next_break(breaks, kinks):
             if z < v < best:
                 best = v
         for i in range(len(brk)):
+            # each graded set is centred at its image of h = 0 (b1 or b2): spacing
+            # is judged relative to the distance from that centre
             v = brk[i] * a1 + b1
-            if v > z and v < best and (exact[i] or v - z >= THIN * min(abs(z), abs(v))):
+            if z < v < best and (exact[i] or v - z >= THIN * min(abs(z - b1), abs(v - b1))):
                 best = v
             v = brk[i] * a2 + b2
-            if v > z and v < best and v - z >= THIN * min(abs(z), abs(v)):
+            if z < v < best and v - z >= THIN * min(abs(z - b2), abs(v - b2)):
                 best = v
         return best
 

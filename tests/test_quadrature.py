@@ -60,3 +60,15 @@ def test_closed_form_kernels_match_literature():
     for q, c in [(0.3, 0.2), (2.0, -0.7), (40.0, 0.99), (1.0, 1.0), (1.0, -1.0)]:
         assert kernels("relu").pair(q, c) == pytest.approx(R.relu_pair(q, c), rel=1e-14, abs=1e-15)
         assert kernels("erf").pair(q, c) == pytest.approx(R.erf_pair(q, c), rel=1e-14, abs=1e-15)
+
+
+@pytest.mark.parametrize("name", sorted(R.NP_PHI))
+def test_pair_at_large_q_matches_trapezoid(name):
+    # large q and moderate c: the inner integrand's graded features are centred far
+    # from z₂ = 0 (a regression test for thinning relative to the wrong centre)
+    k = kernels(name)
+    for q, c in [(300.0, 0.5), (80.0, 0.9), (40.0, -0.3), (30.0, 0.2)]:
+        n, m = k.pair(q, c)
+        rn, rm = R.pair_trapezoid(name, q, c)
+        assert n == pytest.approx(rn, rel=1e-12, abs=1e-13 * q), (q, c)
+        assert m == pytest.approx(rm, rel=1e-11, abs=1e-14), (q, c)
