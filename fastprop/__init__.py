@@ -6,11 +6,14 @@ Mean field (infinite width): :func:`length_map`, :func:`correlation_map`,
 al. 2017; see ``DESIGN.md`` and the module docs of :mod:`fastprop.meanfield`.
 """
 
+from . import exact
 from ._version import __version__
 from .activations import ACTIVATIONS, Activation, activation, register_activation
+from .chainresult import ChainResult, TailEstimate
 from .grid import MeanFieldGrid, edge_of_chaos, meanfield_grid
 from .maps import correlation_map, length_map
 from .meanfield import Status
+from .simulate import simulate_chains
 from .targets import TARGETS
 
 __all__ = [
@@ -25,5 +28,9 @@ __all__ = [
     "MeanFieldGrid",
     "edge_of_chaos",
     "Status",
+    "simulate_chains",
+    "ChainResult",
+    "TailEstimate",
+    "exact",
     "TARGETS",
 ]

@@ -86,10 +86,10 @@ def _edge(args):
         rows.append(vals)
         print("  ".join(f"{v:12.8f}" for v in vals))
     if args.out:
-        from .grid import _atomic_write
+        from ._io import atomic_write
 
         text = ",".join(header) + "\n" + "\n".join(",".join(repr(float(v)) for v in r) for r in rows) + "\n"
-        _atomic_write(args.out, text.encode())
+        atomic_write(args.out, text.encode())
         print(f"wrote {args.out}")
 
 

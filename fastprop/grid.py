@@ -8,16 +8,13 @@ is tiled.
 
 from __future__ import annotations
 
-import io
-import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from . import _validate
+from ._io import load_npz, save_npz
 from ._version import __version__
 from .activations import activation as _activation
 from .meanfield import Status, kernels
@@ -82,19 +79,12 @@ class MeanFieldGrid:
             "meta": self.meta,
             "format": "fastprop.MeanFieldGrid/1",
         }
-        buf = io.BytesIO()
-        np.savez(buf, __info__=np.array(json.dumps(info)), **arrays)
-        _atomic_write(path, buf.getvalue())
-        return os.fspath(path)
+        return save_npz(path, info, arrays)
 
     @classmethod
     def load(cls, path):
         """Read a grid written by :meth:`save`; values round-trip bit for bit."""
-        with np.load(path, allow_pickle=False) as data:
-            if "__info__" not in data:
-                raise ValueError(f"{os.fspath(path)!r} is not a fastprop MeanFieldGrid file")
-            info = json.loads(str(data["__info__"]))
-            arrays = {k: data[k] for k in data.files if k != "__info__"}
+        info, arrays = load_npz(path, "MeanFieldGrid")
         return cls(activation=info["activation"], target=info["target"], meta=info["meta"], **arrays)
 
     def to_xarray(self):
@@ -109,24 +99,6 @@ class MeanFieldGrid:
             coords={"sigma_w": self.sigma_w, "sigma_b": self.sigma_b},
             attrs={"activation": self.activation, "target": self.target, **{k: str(v) for k, v in self.meta.items()}},
         )
-
-
-def _atomic_write(path, payload: bytes):
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot write {path!r}: directory {directory!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".fastprop-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _interleaved_order(n):

@@ -1,0 +1,346 @@
+"""Monte-Carlo chains: finite-width random networks and the law of ‖x_ℓ‖.
+
+A chain is one random network of width d and depth L applied to x₀ (DESIGN §1):
+``h_ℓ = W_ℓ x_{ℓ-1} + b_ℓ``, ``x_ℓ = φ(h_ℓ)``, with ``W_ℓ`` Gaussian
+(entries N(0, σ_w²/d)) or ``σ_w`` times a Haar-orthogonal matrix, and
+``b_ℓ ~ N(0, σ_b² I)``. Each chain draws its numbers from its own counter-based
+stream (:mod:`fastprop.rng`), so a chain's result depends only on (seed, chain
+index, parameters).
+
+Samplers (all exact in law for the sequence of norms ‖x_ℓ‖)
+------------------------------------------------------------
+``dense``
+    Draws every ``W_ℓ`` entry by entry (d² normals a layer, row-major; the
+    orthogonal one by Gram–Schmidt of a Gaussian matrix's columns, which is
+    Haar: Mezzadri 2007), then d bias normals when σ_b > 0. The reference path.
+``invariant``
+    Rotation invariance: given x, ``W x`` is N(0, σ_w²‖x‖²/d · I) for Gaussian
+    weights and uniform on the sphere of radius σ_w‖x‖ for orthogonal ones, so
+    ``h_ℓ`` is drawn from d normals (2d for orthogonal weights with bias) and
+    only ‖x_ℓ‖ is carried. For positively homogeneous φ (linear, relu,
+    leaky_relu, abs) with σ_b = 0 and Gaussian weights the layer gain is a
+    chi-square factor: ``‖x_ℓ‖² / ‖x_{ℓ-1}‖² = (σ_w²/d)(φ(1)² χ²_K + φ(−1)² χ²_{d−K})``
+    with K ~ Binomial(d, ½) (K = d when φ(1)² = φ(−1)²), a handful of numbers a
+    layer whatever d; for orthogonal weights and |φ| = |h| the gain is σ_w²
+    exactly.
+``auto``
+    ``invariant``, the fastest exact sampler for every supported request.
+
+Depth without overflow: for positively homogeneous φ with σ_b = 0 the chain
+carries log‖x_ℓ‖ and a unit direction, so depth 10⁴ and beyond neither
+overflows nor underflows; a chain whose signal becomes exactly 0 (every unit of
+a ReLU layer inactive) stays 0. Elsewhere x itself is propagated and norms that
+overflow are counted as non-finite.
+
+RMS normalisation (``rms_norm=True``): after layer ℓ, ``x_ℓ ← x_ℓ / ‖x_ℓ‖_rms``
+with ``‖x‖_rms = ‖x‖/√d`` (the remedy for deep linear nets in the thesis
+chapter behind this package). The recorded ``‖x_ℓ‖`` is then the norm *before*
+that normalisation, i.e. the gain of layer ℓ on an input of norm √d.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+from . import exactsum, rng
+
+DENSE, INVARIANT = 0, 1
+METHODS = ("auto", "dense", "invariant")
+WEIGHTS = ("gaussian", "orthogonal")
+
+# Fixed global histogram of log10‖x‖: bins of 1/BINS_PER_DECADE decade on
+# [LOG10_MIN, LOG10_MAX), plus an underflow (index 0) and an overflow bin (last).
+BINS_PER_DECADE = 50
+LOG10_MIN = -330
+LOG10_MAX = 330
+NBINS = (LOG10_MAX - LOG10_MIN) * BINS_PER_DECADE
+_LN10 = math.log(10.0)
+
+
+def hist_edges():
+    """The interior bin edges of log10‖x‖ (NBINS + 1 values)."""
+    return LOG10_MIN + np.arange(NBINS + 1) / BINS_PER_DECADE
+
+
+@njit(cache=True)
+def _log_norm(x, d):
+    """log‖x‖ without spurious overflow/underflow (−inf for 0, NaN if x has NaN)."""
+    s = 0.0
+    for i in range(d):
+        s += x[i] * x[i]
+    if 1e-290 < s < 1e300:
+        return 0.5 * math.log(s)
+    if s == 0.0:
+        return -math.inf
+    m = 0.0
+    for i in range(d):
+        a = abs(x[i])
+        if a != a:
+            return math.nan
+        m = max(m, a)
+    if m == math.inf:
+        return math.inf
+    t = 0.0
+    for i in range(d):
+        t += (x[i] / m) ** 2
+    return math.log(m) + 0.5 * math.log(t)
+
+
+@njit(cache=True)
+def _haar_apply(z, q, x, y, d):
+    """y = O x with O Haar-orthogonal: Gram–Schmidt (twice, for stability) of the
+    columns of the Gaussian matrix whose column k is z[k·d:(k+1)·d]."""
+    for k in range(d):
+        for i in range(d):
+            q[k * d + i] = z[k * d + i]
+        for _ in range(2):
+            for j in range(k):
+                dot = 0.0
+                for i in range(d):
+                    dot += q[j * d + i] * q[k * d + i]
+                for i in range(d):
+                    q[k * d + i] -= dot * q[j * d + i]
+        nrm = 0.0
+        for i in range(d):
+            nrm += q[k * d + i] ** 2
+        nrm = 1.0 / math.sqrt(nrm)
+        for i in range(d):
+            q[k * d + i] *= nrm
+    for i in range(d):
+        y[i] = 0.0
+    for k in range(d):
+        for i in range(d):
+            y[i] += x[k] * q[k * d + i]
+
+
+def _build_chain_kernel(act, parallel):
+    ev = act.eval3
+
+    @njit
+    def phi(h):
+        return ev(h)[0]
+
+    @njit
+    def dense_preact(st, z, q, x, h, d, sw, sb, ortho):
+        """h = W x + b for one freshly drawn layer (b only if σ_b > 0)."""
+        nb = d if sb > 0.0 else 0
+        rng.fill_normals(st, z, d * d + nb)
+        if ortho:
+            _haar_apply(z, q, x, h, d)
+            for i in range(d):
+                h[i] *= sw
+        else:
+            c = sw / math.sqrt(d)
+            for i in range(d):
+                acc = 0.0
+                for j in range(d):
+                    acc += z[i * d + j] * x[j]
+                h[i] = c * acc
+        for i in range(nb):
+            h[i] += sb * z[d * d + i]
+
+    @njit
+    def chain(st, out, col, slot, L, d, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, z, q, x, h):
+        half_log_d = 0.5 * math.log(d)
+        if tracked:
+            # positively homogeneous φ, σ_b = 0: carry log‖x‖ and (dense) a unit direction
+            logn = _log_norm(x0, d)
+            if logn > -math.inf:
+                r = math.exp(-logn)
+                for i in range(d):
+                    x[i] = x0[i] * r
+            if slot[0] >= 0:
+                out[slot[0], col] = logn
+            for ell in range(1, L + 1):
+                if logn == -math.inf:
+                    for m in range(ell, L + 1):
+                        if slot[m] >= 0:
+                            out[slot[m], col] = -math.inf
+                    return
+                if method == DENSE:
+                    dense_preact(st, z, q, x, h, d, sw, 0.0, ortho)
+                    r2 = 0.0
+                    for i in range(d):
+                        h[i] = phi(h[i])
+                        r2 += h[i] * h[i]
+                    if r2 > 0.0:
+                        r = 1.0 / math.sqrt(r2)
+                        for i in range(d):
+                            x[i] = h[i] * r
+                elif ortho and pos_sq == neg_sq:
+                    r2 = sw * sw * pos_sq
+                elif ortho:
+                    rng.fill_normals(st, z, d)
+                    zz = 0.0
+                    for i in range(d):
+                        zz += z[i] * z[i]
+                    c = sw / math.sqrt(zz)
+                    r2 = 0.0
+                    for i in range(d):
+                        y = phi(c * z[i])
+                        r2 += y * y
+                else:
+                    if pos_sq == neg_sq:
+                        g = pos_sq * rng.chi2_variate(st, d)
+                    else:
+                        k = rng.binomial_half(st, d)
+                        g = 0.0
+                        if pos_sq > 0.0:
+                            g += pos_sq * rng.chi2_variate(st, k)
+                        if neg_sq > 0.0:
+                            g += neg_sq * rng.chi2_variate(st, d - k)
+                    r2 = sw * sw / d * g
+                if r2 > 0.0:
+                    logn += 0.5 * math.log(r2)
+                else:
+                    logn = -math.inf
+                if slot[ell] >= 0:
+                    out[slot[ell], col] = logn
+                if rms and logn > -math.inf:
+                    logn = half_log_d
+            return
+        if method == DENSE:
+            for i in range(d):
+                x[i] = x0[i]
+            logn = _log_norm(x, d)
+            if slot[0] >= 0:
+                out[slot[0], col] = logn
+            for ell in range(1, L + 1):
+                dense_preact(st, z, q, x, h, d, sw, sb, ortho)
+                for i in range(d):
+                    x[i] = phi(h[i])
+                logn = _log_norm(x, d)
+                if slot[ell] >= 0:
+                    out[slot[ell], col] = logn
+                if rms and -math.inf < logn < math.inf:
+                    r = math.exp(half_log_d - logn)
+                    for i in range(d):
+                        x[i] *= r
+            return
+        # invariant sampler, general φ: carry n2 = ‖x‖²
+        n2 = 0.0
+        for i in range(d):
+            n2 += x0[i] * x0[i]
+        if slot[0] >= 0:
+            out[slot[0], col] = 0.5 * math.log(n2) if n2 > 0.0 else -math.inf
+        for ell in range(1, L + 1):
+            if ortho:
+                nb = d if sb > 0.0 else 0
+                rng.fill_normals(st, z, d + nb)
+                zz = 0.0
+                for i in range(d):
+                    zz += z[i] * z[i]
+                c = sw * math.sqrt(n2 / zz)
+                for i in range(d):
+                    h[i] = c * z[i]
+                for i in range(nb):
+                    h[i] += sb * z[d + i]
+            else:
+                s = math.sqrt(sw * sw * n2 / d + sb * sb)
+                rng.fill_normals(st, z, d)
+                for i in range(d):
+                    h[i] = s * z[i]
+            n2 = 0.0
+            for i in range(d):
+                y = phi(h[i])
+                n2 += y * y
+            if n2 == math.inf:
+                for i in range(d):
+                    x[i] = phi(h[i])
+                logn = _log_norm(x, d)
+            else:
+                logn = 0.5 * math.log(n2) if n2 > 0.0 else -math.inf
+            if slot[ell] >= 0:
+                out[slot[ell], col] = logn
+            if rms and 0.0 < n2 < math.inf:
+                n2 = float(d)
+
+    @njit(parallel=parallel)
+    def run(out, slot, first, nb, seed, d, L, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, nchunks):
+        zsize = d * d + d if method == DENSE else 2 * d
+        qsize = d * d if (method == DENSE and ortho) else 1
+        for t in prange(nchunks):
+            lo = t * nb // nchunks
+            hi = (t + 1) * nb // nchunks
+            st = np.empty(rng.STREAM_SIZE, np.uint64)
+            z = np.empty(zsize)
+            q = np.empty(qsize)
+            x = np.empty(d)
+            h = np.empty(d)
+            for i in range(lo, hi):
+                rng.stream_init(st, seed, first + i)
+                chain(st, out, i, slot, L, d, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, z, q, x, h)
+
+    return run
+
+
+def _build_stats_kernel(parallel):
+    @njit(parallel=parallel)
+    def update(logn, nb, tlog, hist, zeros, n_inf, n_nan, above, below, sums, sq_inf):
+        """Fold a batch of recorded log-norms (slots × nb) into the statistics."""
+        n_slots = logn.shape[0]
+        for s in prange(n_slots):
+            for i in range(nb):
+                v = logn[s, i]
+                if v != v:
+                    n_nan[s] += 1
+                    continue
+                for k in range(tlog.shape[0]):
+                    if v > tlog[k]:
+                        above[s, k] += 1
+                    elif v < tlog[k]:
+                        below[s, k] += 1
+                if v == -math.inf:
+                    zeros[s] += 1
+                    continue
+                if v == math.inf:
+                    n_inf[s] += 1
+                    continue
+                b = math.floor((v / _LN10 - LOG10_MIN) * BINS_PER_DECADE)
+                if b < 0:
+                    hist[s, 0] += 1
+                elif b >= NBINS:
+                    hist[s, NBINS + 1] += 1
+                else:
+                    hist[s, b + 1] += 1
+                sq = math.exp(2.0 * v)
+                if sq == math.inf:
+                    sq_inf[s] += 1
+                else:
+                    exactsum.add(sums[s, 0], sq)
+                exactsum.add(sums[s, 1], v)
+                exactsum.add(sums[s, 2], v * v)
+            for j in range(3):
+                exactsum.normalize(sums[s, j])
+
+    return update
+
+
+_CACHE: dict = {}
+
+
+def chain_kernel(act, target):
+    """The compiled chain batch kernel for an activation and a CPU target."""
+    key = ("chain", act.name, id(act.eval3), target)
+    k = _CACHE.get(key)
+    if k is None:
+        k = _CACHE[key] = (act.eval3, _build_chain_kernel(act, target == "parallel"))
+    return k[1]
+
+
+def stats_kernel(target):
+    key = ("stats", target)
+    k = _CACHE.get(key)
+    if k is None:
+        k = _CACHE[key] = _build_stats_kernel(target == "parallel")
+    return k
+
+
+def n_chunks(nb, target):
+    """How many independent pieces a batch is cut into (results do not depend on it)."""
+    if target != "parallel":
+        return 1
+    return max(1, min(nb, 8 * get_num_threads()))

@@ -1,0 +1,231 @@
+"""``simulate_chains``: Monte-Carlo estimates of the law of ‖x_ℓ‖ for random networks."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from . import _validate
+from ._version import __version__
+from .activations import activation as _activation
+from .chainresult import ChainResult, empty_result
+from .chains import DENSE, INVARIANT, METHODS, WEIGHTS, chain_kernel, n_chunks, stats_kernel
+from .targets import resolve_target
+
+__all__ = ["simulate_chains"]
+
+MAX_BATCH = 1 << 20
+
+
+def _choice(value, name, allowed):
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, one of {allowed}; got {type(value).__name__}")
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+    return value
+
+
+def _layers(layers, depth):
+    if layers is None:
+        return np.array([depth], np.int64)
+    if isinstance(layers, (numbers.Integral, np.integer)) and not isinstance(layers, bool):
+        layers = [layers]
+    out = []
+    for v in layers:
+        if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):
+            raise TypeError(f"layers must be ints in [0, depth={depth}], got {v!r}")
+        v = int(v)
+        if v < 0:
+            v += depth + 1
+        if not 0 <= v <= depth:
+            raise ValueError(f"layers must lie in [0, depth={depth}] (or be negative indices), got {v!r}")
+        out.append(v)
+    if not out:
+        raise ValueError("layers must name at least one layer")
+    return np.array(sorted(set(out)), np.int64)
+
+
+def _thresholds(thresholds):
+    t = _validate.real_array(thresholds, "thresholds", low=0.0, low_open=True).reshape(-1)
+    return np.array(sorted(set(t.tolist())), np.float64)
+
+
+def simulate_chains(
+    width=10,
+    depth=100,
+    n_chains=10**6,
+    activation="linear",
+    sigma_w=1.0,
+    sigma_b=0.0,
+    weights="gaussian",
+    method="auto",
+    layers=None,
+    thresholds=(0.01, 10.0),
+    seed=0,
+    first_chain=0,
+    target="auto",
+    client=None,
+    *,
+    rms_norm=False,
+    x0=None,
+    keep_norms=False,
+    batch_size=None,
+) -> ChainResult:
+    """Simulate ``n_chains`` random networks and collect statistics of ‖x_ℓ‖.
+
+    Chain ``i`` (``first_chain ≤ i < first_chain + n_chains``) is the network
+    ``h_ℓ = W_ℓ x_{ℓ-1} + b_ℓ``, ``x_ℓ = φ(h_ℓ)``, ℓ = 1..depth, drawn from the
+    counter-based stream (seed, i) of :mod:`fastprop.rng`; samplers and their
+    exactness are described in :mod:`fastprop.chains`.
+
+    Parameters
+    ----------
+    width, depth : int
+        d ≥ 1 and L ≥ 0.
+    n_chains : int
+        Number of chains (≥ 1); memory does not grow with it.
+    activation : str or Activation
+        Any built-in or registered activation.
+    sigma_w, sigma_b : float
+        Weight and bias standard deviations (W entries N(0, σ_w²/d); b ~ N(0, σ_b²)).
+    weights : {"gaussian", "orthogonal"}
+        Gaussian entries, or σ_w times a Haar-orthogonal matrix.
+    method : {"auto", "dense", "invariant"}
+        Sampler; "auto" is "invariant" (exact and fastest for every request).
+    layers : int or sequence of int, optional
+        Depths ℓ to record (0..depth; negative counts from depth); default: depth.
+    thresholds : sequence of float > 0
+        t with exact counts of ‖x_ℓ‖ > t and ‖x_ℓ‖ < t.
+    seed : int
+        0 ≤ seed < 2⁶⁴.
+    first_chain : int
+        Index of the first chain; disjoint ranges merge exactly (``ChainResult.merge``).
+    target : {"auto", "cpu", "parallel"}
+        Results do not depend on it.
+    client : None
+        Reserved for Dask execution.
+    rms_norm : bool
+        Apply x ← x/‖x‖_rms after every layer; the recorded norm is the one
+        before normalisation.
+    x0 : array of shape (width,), optional
+        The input; default the unit vector (1, …, 1)/√d. (For both weight laws
+        only ‖x0‖ matters.)
+    keep_norms : bool
+        Also keep every recorded log‖x_ℓ‖ (n_chains values a layer) for exact
+        quantiles and arbitrary thresholds.
+    batch_size : int, optional
+        Chains per batch; results do not depend on it.
+
+    Returns
+    -------
+    ChainResult
+
+    Example
+    -------
+    >>> import fastprop as fp
+    >>> r = fp.simulate_chains(width=10, depth=100, n_chains=10**5, seed=1)
+    >>> t = r.tail_probability(10.0)          # P(‖x_100‖ > 10) with a 95 % interval
+    """
+    d = _validate.positive_int(width, "width")
+    L = _validate.positive_int(depth, "depth", low=0)
+    n = _validate.positive_int(n_chains, "n_chains")
+    first = _validate.positive_int(first_chain, "first_chain", low=0)
+    seed = _validate.positive_int(seed, "seed", low=0)
+    if seed >= 1 << 64:
+        raise ValueError(f"seed must be < 2**64, got {seed}")
+    if first + n > 1 << 63:
+        raise ValueError("first_chain + n_chains must be ≤ 2**63")
+    act = _activation(activation)
+    sw = float(_validate.real_array(sigma_w, "sigma_w", low=0.0))
+    sb = float(_validate.real_array(sigma_b, "sigma_b", low=0.0))
+    weights = _choice(weights, "weights", WEIGHTS)
+    method = _choice(method, "method", METHODS)
+    if not isinstance(rms_norm, bool):
+        raise TypeError(f"rms_norm must be a bool, got {type(rms_norm).__name__}")
+    if not isinstance(keep_norms, bool):
+        raise TypeError(f"keep_norms must be a bool, got {type(keep_norms).__name__}")
+    rec = _layers(layers, L)
+    thr = _thresholds(thresholds)
+    tgt = resolve_target(target)
+    _validate.no_client(client)
+    if x0 is None:
+        x0v = np.full(d, 1.0 / math.sqrt(d))
+    else:
+        x0v = _validate.real_array(x0, "x0")
+        if x0v.shape != (d,):
+            raise ValueError(f"x0 must have shape (width,) = ({d},), got {x0v.shape}")
+        x0v = np.ascontiguousarray(x0v)
+    if batch_size is None:
+        batch = min(n, MAX_BATCH, max(1024, (1 << 22) // rec.size))
+    else:
+        batch = min(_validate.positive_int(batch_size, "batch_size"), MAX_BATCH)
+
+    resolved = "dense" if method == "dense" else "invariant"
+    tracked = act.homogeneous and sb == 0.0
+    pos_sq = float(act.phi(1.0)) ** 2
+    neg_sq = float(act.phi(-1.0)) ** 2
+    params = {
+        "width": d,
+        "depth": L,
+        "activation": act.name,
+        "sigma_w": sw,
+        "sigma_b": sb,
+        "weights": weights,
+        "method": resolved,
+        "rms_norm": rms_norm,
+        "seed": seed,
+        "x0": x0v.tolist() if x0 is not None else None,
+        "keep_norms": keep_norms,
+    }
+    meta = {"fastprop_version": __version__, "target": tgt, "log_tracked": tracked}
+    result = empty_result(params, rec, thr, first, n, keep_norms, meta)
+
+    slot = np.full(L + 1, -1, np.int64)
+    slot[rec] = np.arange(rec.size)
+    run = chain_kernel(act, tgt)
+    update = stats_kernel(tgt)
+    tlog = np.log(thr)
+    code = DENSE if resolved == "dense" else INVARIANT
+    buf = np.empty((rec.size, batch))
+    done = 0
+    while done < n:
+        nb = min(batch, n - done)
+        out = buf[:, :nb] if nb == batch else np.empty((rec.size, nb))
+        run(
+            out,
+            slot,
+            first + done,
+            nb,
+            np.uint64(seed),
+            d,
+            L,
+            sw,
+            sb,
+            x0v,
+            code,
+            weights == "orthogonal",
+            tracked,
+            rms_norm,
+            pos_sq,
+            neg_sq,
+            n_chunks(nb, tgt),
+        )
+        update(
+            out,
+            nb,
+            tlog,
+            result.hist,
+            result.zeros,
+            result.n_inf,
+            result.n_nan,
+            result.above,
+            result.below,
+            result.sums,
+            result.sq_inf,
+        )
+        if keep_norms:
+            result.norms[:, done : done + nb] = out
+        done += nb
+    return result

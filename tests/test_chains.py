@@ -1,0 +1,256 @@
+"""simulate_chains: Monte Carlo against exact laws, samplers in law, bit-identity, statistics, errors."""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import fastprop as fp
+
+SQRT2 = math.sqrt(2.0)
+
+
+def _within(est, exact, k=4.0):
+    """|p̂ − p| within k binomial standard errors of the exact p."""
+    se = math.sqrt(exact * (1 - exact) / est.n)
+    assert abs(est.p - exact) <= k * se + 1e-300, (est, exact)
+
+
+# ---------------------------------------------------------------- exact laws
+@pytest.mark.parametrize("depth", [1, 20, 100])
+def test_linear_auto_against_exact_law(depth):
+    n = 400_000
+    r = fp.simulate_chains(10, depth, n, seed=11, thresholds=(0.01, 10.0), target="parallel")
+    law = fp.exact.chain_norm(10, depth)
+    _within(r.tail_probability(10.0), float(law.sf(10.0)))
+    _within(r.tail_probability(0.01, "lower"), float(law.cdf(0.01)))
+    se = law.std_log() / math.sqrt(n)
+    assert abs(r.mean_log_norm() - law.mean_log()) < 4 * se
+    assert r.std_log_norm() == pytest.approx(law.std_log(), rel=0.01)
+    # the median: the histogram's estimate is within a bin of the exact median
+    med = law.median()
+    assert abs(math.log10(r.quantile(0.5)) - math.log10(med)) < 1.5 / 50 + 4 * se / math.log(10) * 2.5
+
+
+def test_median_through_an_exact_threshold():
+    """P(‖x‖ < exact median) is ½ within a few standard errors."""
+    law = fp.exact.chain_norm(10, 20)
+    med = law.median()
+    r = fp.simulate_chains(10, 20, 200_000, seed=3, thresholds=(med,))
+    _within(r.tail_probability(med, "lower"), 0.5)
+
+
+def test_dense_against_exact_law():
+    r = fp.simulate_chains(10, 20, 20_000, method="dense", seed=5, thresholds=(0.01, 0.1, 3.0))
+    law = fp.exact.chain_norm(10, 20)
+    _within(r.tail_probability(3.0), float(law.sf(3.0)))
+    _within(r.tail_probability(0.1, "lower"), float(law.cdf(0.1)))
+    assert abs(r.mean_log_norm() - law.mean_log()) < 4 * law.std_log() / math.sqrt(r.n)
+
+
+@pytest.mark.parametrize("method", ["invariant", "dense"])
+def test_relu_against_exact_law_with_zero_atom(method):
+    n = 200_000 if method == "invariant" else 20_000
+    d, depth = 6, 20
+    r = fp.simulate_chains(d, depth, n, "relu", sigma_w=SQRT2, method=method, seed=8, thresholds=(0.01, 3.0))
+    law = fp.exact.chain_norm(d, depth, "relu", sigma_w=SQRT2)
+    _within(r.zero_probability(), law.atom)
+    _within(r.tail_probability(3.0), float(law.sf(3.0)))
+    _within(r.tail_probability(0.01, "lower"), float(law.cdf(0.01)))
+    m = r.n - int(r.zeros[-1])
+    assert abs(r.mean_log_norm(nonzero=True) - law.mean_log()) < 4 * law.std_log() / math.sqrt(m)
+    assert r.mean_log_norm() == -math.inf
+
+
+def test_depth_ten_thousand_tracks_log_norms():
+    n = 4000
+    r = fp.simulate_chains(10, 10_000, n, seed=2)
+    law = fp.exact.chain_norm(10, 10_000)
+    assert r.n_inf[-1] == 0 and r.n_nan[-1] == 0 and r.zeros[-1] == 0
+    assert abs(r.mean_log_norm() - law.mean_log()) < 4 * law.std_log() / math.sqrt(n)
+    assert law.mean_log() / math.log(10) < -200  # far below the double range: only logs survive
+
+
+def test_non_finite_values_are_counted():
+    r = fp.simulate_chains(32, 1000, 200, "relu", sigma_w=3.0, sigma_b=1.0, seed=1)  # ‖x‖² grows ~4.5× a layer
+    assert r.n_inf[-1] + r.n_nan[-1] == 200
+    assert r.tail_probability(10.0).hits == r.n_inf[-1]
+    assert math.isnan(r.mean_sq_norm()) or r.mean_sq_norm() == math.inf
+
+
+# ------------------------------------------------------------ samplers in law
+def _same_law(a, b):
+    assert stats.ks_2samp(a.norms[-1], b.norms[-1]).pvalue > 1e-3
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"activation": "tanh", "sigma_w": 1.5, "sigma_b": 0.5},
+        {"activation": "tanh", "sigma_w": 1.5, "sigma_b": 0.5, "weights": "orthogonal"},
+        {"activation": "relu", "sigma_w": SQRT2, "weights": "orthogonal"},
+        {"activation": "linear", "sigma_w": 1.0, "sigma_b": 0.2, "weights": "orthogonal"},
+        {"activation": "tanh", "sigma_w": 2.0, "sigma_b": 0.1, "rms_norm": True},
+        {"activation": "relu", "sigma_w": SQRT2, "rms_norm": True},
+        {"activation": "leaky_relu", "sigma_w": SQRT2},
+    ],
+)
+def test_dense_and_invariant_agree_in_law(kw):
+    common = dict(width=6, depth=8, n_chains=20_000, keep_norms=True, **kw)
+    dense = fp.simulate_chains(method="dense", seed=1, **common)
+    inv = fp.simulate_chains(method="invariant", seed=2, **common)
+    _same_law(dense, inv)
+
+
+def test_orthogonal_linear_preserves_norm_exactly():
+    r = fp.simulate_chains(7, 50, 1000, sigma_w=1.0, weights="orthogonal", method="dense", keep_norms=True)
+    np.testing.assert_allclose(r.norms[-1], 0.0, atol=1e-12)
+
+
+def test_meanfield_agreement_at_large_width():
+    """‖x_ℓ‖²/d at d = 1000 follows E φ(√q^ℓ z)² with q^{ℓ+1} = V(q^ℓ) (Poole et al. 2016)."""
+    d, sw, sb = 1000, 1.5, 0.3
+    r = fp.simulate_chains(d, 5, 400, "tanh", sigma_w=sw, sigma_b=sb, layers=range(1, 6), seed=4)
+    q = sw**2 * 1.0 / d + sb**2  # ‖x0‖ = 1
+    for ell in range(1, 6):
+        expect_x2 = (fp.length_map(q, sw, sb, "tanh") - sb**2) / sw**2
+        assert r.mean_sq_norm(ell) / d == pytest.approx(expect_x2, rel=5e-3)
+        q = fp.length_map(q, sw, sb, "tanh")
+
+
+# --------------------------------------------------------- bit-identical runs
+KW = dict(width=5, depth=12, activation="tanh", sigma_w=1.3, sigma_b=0.2, layers=(0, 3, 12), keep_norms=True)
+
+
+@pytest.mark.parametrize("method", ["dense", "invariant"])
+def test_merge_of_halves_equals_the_whole(method):
+    n = 3000
+    whole = fp.simulate_chains(n_chains=n, method=method, seed=9, **KW)
+    a = fp.simulate_chains(n_chains=n // 2, first_chain=0, method=method, seed=9, **KW)
+    b = fp.simulate_chains(n_chains=n - n // 2, first_chain=n // 2, method=method, seed=9, **KW)
+    assert b.merge(a).identical(whole)
+    assert a.merge(b).identical(whole)
+
+
+@pytest.mark.parametrize("kw", [KW, dict(width=10, depth=30, activation="relu", sigma_w=SQRT2)])
+def test_batch_size_and_target_do_not_matter(kw):
+    ref = fp.simulate_chains(n_chains=2500, seed=4, target="cpu", **kw)
+    for bs in (1, 7, 1000):
+        assert fp.simulate_chains(n_chains=2500, seed=4, batch_size=bs, target="parallel", **kw).identical(ref)
+
+
+def test_thread_count_does_not_matter(tmp_path):
+    code = (
+        "import fastprop as fp, sys;"
+        "r = fp.simulate_chains(10, 50, 20000, 'tanh', sigma_w=1.2, sigma_b=0.1, layers=(10, 50), target='parallel');"
+        "r.save(sys.argv[1])"
+    )
+    paths = []
+    for threads in ("1", "2"):
+        p = tmp_path / f"r{threads}.npz"
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        subprocess.run([sys.executable, "-c", code, str(p)], check=True, env=env)
+        paths.append(p)
+    assert fp.ChainResult.load(paths[0]).identical(fp.ChainResult.load(paths[1]))
+
+
+def test_different_seeds_and_chains_differ():
+    a = fp.simulate_chains(n_chains=100, seed=1, **KW)
+    b = fp.simulate_chains(n_chains=100, seed=2, **KW)
+    c = fp.simulate_chains(n_chains=100, seed=1, first_chain=100, **KW)
+    assert not np.array_equal(a.norms, b.norms) and not np.array_equal(a.norms, c.norms)
+
+
+# ------------------------------------------------------------- the result API
+def test_statistics_agree_with_raw_norms():
+    r = fp.simulate_chains(n_chains=5000, seed=3, thresholds=(0.5, 1.0, 2.0), **KW)
+    v = r.norms[-1]
+    for t in (0.5, 1.0, 2.0):
+        assert r.tail_probability(t).hits == np.count_nonzero(v > math.log(t))
+        assert r.tail_probability(t, "lower").hits == np.count_nonzero(v < math.log(t))
+    assert r.mean_log_norm() == pytest.approx(v.mean(), rel=1e-12)
+    assert r.mean_sq_norm() == pytest.approx(np.exp(2 * v).mean(), rel=1e-12)
+    assert r.std_log_norm() == pytest.approx(v.std(ddof=1), rel=1e-9)
+    counts, edges = r.histogram()
+    ref, _ = np.histogram(v / math.log(10), bins=edges)
+    assert counts.sum() == r.n and np.abs(counts - ref).sum() <= 2  # edge rounding only
+    assert r.tail_probability(1.7).hits == np.count_nonzero(v > math.log(1.7))  # undeclared: raw norms
+    qs = r.quantile([0.1, 0.5, 0.9])
+    np.testing.assert_allclose(qs, np.exp(np.quantile(v, [0.1, 0.5, 0.9])))
+
+
+def test_histogram_quantile_resolution():
+    r = fp.simulate_chains(n_chains=20000, seed=3, **{**KW, "keep_norms": False})
+    exact = fp.simulate_chains(n_chains=20000, seed=3, **KW).quantile([0.1, 0.5, 0.9])
+    approx = r.quantile([0.1, 0.5, 0.9])
+    assert np.all(np.abs(np.log10(approx / exact)) <= 1 / 50)
+
+
+@pytest.mark.parametrize("hits,n", [(0, 100), (3, 1000), (584, 1_000_000), (500, 1000)])
+def test_confidence_intervals_match_scipy(hits, n):
+    r = fp.chainresult
+    lo, hi = r.binomial_interval(hits, n, 0.95, "wilson")
+    ci = stats.binomtest(hits, n).proportion_ci(0.95, method="wilson")
+    assert (lo, hi) == pytest.approx((ci.low, ci.high), rel=1e-12, abs=1e-15)
+    lo, hi = r.binomial_interval(hits, n, 0.9, "clopper-pearson")
+    ci = stats.binomtest(hits, n).proportion_ci(0.9, method="exact")
+    assert (lo, hi) == pytest.approx((ci.low, ci.high), rel=1e-10, abs=1e-15)
+
+
+def test_save_load_round_trip(tmp_path):
+    r = fp.simulate_chains(n_chains=500, seed=1, **KW)
+    r.save(tmp_path / "r.npz")
+    assert fp.ChainResult.load(tmp_path / "r.npz").identical(r)
+    plain = fp.simulate_chains(n_chains=500, seed=1, **{**KW, "keep_norms": False})
+    plain.save(tmp_path / "p.npz")
+    assert fp.ChainResult.load(tmp_path / "p.npz").identical(plain)
+
+
+def test_merge_rejects_overlap_and_mismatch():
+    a = fp.simulate_chains(n_chains=100, seed=1, **KW)
+    with pytest.raises(ValueError, match="overlap"):
+        a.merge(fp.simulate_chains(n_chains=100, first_chain=50, seed=1, **KW))
+    with pytest.raises(ValueError, match="seed"):
+        a.merge(fp.simulate_chains(n_chains=100, first_chain=100, seed=2, **KW))
+
+
+def test_result_queries_validate():
+    r = fp.simulate_chains(n_chains=100, seed=1, **{**KW, "keep_norms": False})
+    with pytest.raises(ValueError, match="not a declared threshold"):
+        r.tail_probability(3.3)
+    with pytest.raises(ValueError, match="not recorded"):
+        r.tail_probability(10.0, layer=5)
+    with pytest.raises(ValueError, match="side"):
+        r.tail_probability(10.0, side="both")
+    assert r.tail_probability(10.0, layer=3).n == 100
+    with pytest.raises(ValueError, match="interval"):
+        r.tail_probability(10.0, interval="jeffreys")
+
+
+@pytest.mark.parametrize(
+    "kwargs,err,match",
+    [
+        ({"width": 0}, ValueError, "width"),
+        ({"depth": -1}, ValueError, "depth"),
+        ({"n_chains": 0}, ValueError, "n_chains"),
+        ({"thresholds": (0.0, 1.0)}, ValueError, "thresholds"),
+        ({"thresholds": (-1.0,)}, ValueError, "thresholds"),
+        ({"weights": "uniform"}, ValueError, "weights"),
+        ({"method": "fast"}, ValueError, "method"),
+        ({"target": "gpu"}, ValueError, "target"),
+        ({"x0": np.ones(3)}, ValueError, "x0"),
+        ({"sigma_w": -1.0}, ValueError, "sigma_w"),
+        ({"activation": "nope"}, ValueError, "activation"),
+        ({"layers": (11,)}, ValueError, "layers"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"width": 2.5}, TypeError, "width"),
+    ],
+)
+def test_bad_input(kwargs, err, match):
+    base = dict(width=4, depth=10, n_chains=10)
+    with pytest.raises(err, match=match):
+        fp.simulate_chains(**{**base, **kwargs})
