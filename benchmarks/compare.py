@@ -7,7 +7,10 @@
 * NumPy: vectorised 64-node Gauss–Hermite, fixed-point iteration for q* (200
   sweeps) and χ_1 — only those two quantities — over the same grid.
 * SciPy: ``scipy.integrate.quad`` for the Gaussian integrals with
-  ``scipy.optimize.fixed_point`` for q* and χ_1, on a random sample of points.
+  ``scipy.optimize.fixed_point`` for q* and χ_1, on a random sample of points;
+  and the same script extended to all six quantities (c* by ``brentq`` on the
+  correlation map as a nested ``quad``, χ_c by a nested ``quad``) on a smaller
+  sample, so that the job compared is the same as fastprop's.
 
 Prints microseconds per point and the ratios, plus NumPy's error at a large-q point.
 """
@@ -53,6 +56,33 @@ def scipy_point(sw, sb):
     return q, chi1
 
 
+def scipy_point_all(sw, sb):
+    """All six quantities with scipy: q*, χ_1 as above, c* and χ_c by nested quad (tanh)."""
+    rho = lambda z: math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)  # noqa: E731
+    dphi = lambda h: 1 - math.tanh(h) ** 2  # noqa: E731
+    q, chi1 = scipy_point(sw, sb)
+    sq = math.sqrt(q)
+
+    def pair(c, f):
+        s2 = sq * math.sqrt(max(0.0, 1 - c * c))
+        inner = lambda z1: integrate.quad(lambda z2: f(sq * c * z1 + s2 * z2) * rho(z2), -10, 10)[0]  # noqa: E731
+        return integrate.quad(lambda z1: f(sq * z1) * inner(z1) * rho(z1), -10, 10)[0]
+
+    def C(c):
+        return (sw**2 * pair(c, math.tanh) + sb**2) / q - c
+
+    if chi1 > 1 and q > 0:
+        c = optimize.brentq(C, 0.0, 1 - 1e-9, xtol=1e-12) if C(0.0) > 0 else 0.0
+        chic = sw**2 * pair(c, dphi)
+    else:
+        c, chic = 1.0, chi1
+    chiq = (
+        sw**2
+        * integrate.quad(lambda z: (dphi(sq * z) ** 2 - 2 * math.tanh(sq * z) ** 2 * dphi(sq * z)) * rho(z), -10, 10)[0]
+    )
+    return q, chi1, c, chic, -1 / math.log(chiq), -1 / math.log(chic) if chic != 1 else math.inf
+
+
 def timed(fn, repeat):
     times = []
     for _ in range(repeat):
@@ -66,6 +96,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=300, help="grid is n × n (default 300)")
     ap.add_argument("--quad-points", type=int, default=20, help="sample size for scipy.quad (default 20)")
+    ap.add_argument("--quad-full-points", type=int, default=6, help="sample for scipy, all six (default 6)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--also", nargs="*", default=["hard_tanh", "relu", "erf", "gelu"], help="more activations to time")
     args = ap.parse_args()
@@ -89,12 +120,19 @@ def main():
     for p in pts:
         scipy_point(*p)
     t_sp = (time.perf_counter() - t) / len(pts)
+    t = time.perf_counter()
+    for p in pts[: args.quad_full_points]:
+        scipy_point_all(*p)
+    t_full = (time.perf_counter() - t) / len(pts[: args.quad_full_points])
 
     us = lambda t: t * 1e6  # noqa: E731
     print(f"fastprop  tanh, all six quantities: {us(t_fp / npts):9.2f} us/point  ({chaotic:.0%} of points chaotic)")
     print(f"NumPy GH-64, q* and chi_1 only:     {us(t_np / npts):9.2f} us/point")
     print(f"scipy quad + fixed_point, q*, chi_1:{us(t_sp):9.2f} us/point  (sample of {len(pts)})")
-    print(f"ratio NumPy / fastprop: {t_np / t_fp:.2f}x   scipy / fastprop: {t_sp / (t_fp / npts):.0f}x")
+    nfull = len(pts[: args.quad_full_points])
+    print(f"scipy quad, all six quantities:     {us(t_full):9.0f} us/point  (sample of {nfull})")
+    print(f"ratio NumPy / fastprop: {t_np / t_fp:.2f}x   scipy / fastprop: {t_sp / (t_fp / npts):.0f}x (q*, chi_1)")
+    print(f"ratio scipy all six / fastprop all six: {t_full / (t_fp / npts):.0f}x")
     pos = g.q_star > 0
     err_q = np.max(np.abs(q_np - g.q_star)[pos] / g.q_star[pos])
     err_c = np.nanmax(np.abs(chi_np - g.chi_1) / g.chi_1)

@@ -22,6 +22,15 @@ What each activation supplies
 ``gauss_mean(m, s) -> (E φ(m + s Z), E φ'(m + s Z))`` (optional)
     Closed-form one-dimensional Gaussian expectations with s > 0. When present,
     the two-dimensional correlation integrals need only one quadrature.
+``strip`` (optional, 0 = not declared)
+    Half-width a of a strip |Im h| < a around the real axis in which φ is
+    analytic (the distance to its nearest complex singularity: tanh π/2,
+    sigmoid, softplus and swish π). It lets the two-dimensional correlation
+    integrals use a lattice (trapezoidal) rule whose error e^{−2πa/Δ} is known
+    in advance, with φ evaluated once per lattice point.
+``odd`` (optional)
+    φ(−h) = −φ(h). The lattice rule then sums half of its lattice (the
+    correlation integrands are even in u₁).
 ``kernel(q, c) -> (E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂))`` (optional)
     Closed form of the whole two-dimensional integral with
     Var u₁ = Var u₂ = q and Corr(u₁, u₂) = c (relu: arc-cosine kernel; erf:
@@ -65,6 +74,8 @@ class Activation:
     gauss_mean: Callable | None = field(default=None, repr=False)
     kernel: Callable | None = field(default=None, repr=False)
     homogeneous: bool = False
+    strip: float = 0.0
+    odd: bool = False
     method_note: str = ""
 
     def phi(self, h):
@@ -322,6 +333,11 @@ def swish_eval3(h):
     return h * sig, sig + h * d, 2.0 * d + h * d2
 
 
+_LATTICE_NOTE = (
+    "graded Gauss–Legendre for 1-D moments; correlation integrals by the lattice (trapezoid) "
+    "rule for 0.2 ≤ |c| and √(q(1−c²)) not tiny, graded Gauss–Legendre in z₁ and z₂ otherwise"
+)
+
 _BUILTIN_SPECS = {
     "linear": dict(
         formula="φ(h) = h",
@@ -360,7 +376,9 @@ _BUILTIN_SPECS = {
         formula="φ(h) = tanh(h)",
         eval3=tanh_eval3,
         breaks=_symmetric(_GRADED),
-        method_note="graded composite Gauss–Legendre in z₁ and, conditionally, in z₂",
+        strip=math.pi / 2,
+        odd=True,
+        method_note=_LATTICE_NOTE,
     ),
     "hard_tanh": dict(
         formula="φ(h) = max(−1, min(1, h))",
@@ -381,13 +399,15 @@ _BUILTIN_SPECS = {
         formula="φ(h) = 1/(1 + e^{−h})",
         eval3=sigmoid_eval3,
         breaks=_symmetric(tuple(2.0 * g for g in _GRADED)),
-        method_note="graded composite Gauss–Legendre in z₁ and, conditionally, in z₂",
+        strip=math.pi,
+        method_note=_LATTICE_NOTE,
     ),
     "softplus": dict(
         formula="φ(h) = log(1 + e^{h})",
         eval3=softplus_eval3,
         breaks=_symmetric(_GRADED + (32.0,)),
-        method_note="graded composite Gauss–Legendre in z₁ and, conditionally, in z₂",
+        strip=math.pi,
+        method_note=_LATTICE_NOTE,
     ),
     "elu": dict(
         formula="φ(h) = h for h > 0, e^{h} − 1 otherwise (α = 1)",
@@ -414,7 +434,8 @@ _BUILTIN_SPECS = {
         formula="φ(h) = h/(1 + e^{−h})",
         eval3=swish_eval3,
         breaks=_symmetric(_GRADED + (32.0,)),
-        method_note="graded composite Gauss–Legendre in z₁ and, conditionally, in z₂",
+        strip=math.pi,
+        method_note=_LATTICE_NOTE,
     ),
 }
 
@@ -477,6 +498,8 @@ def register_activation(
     *,
     kinks=(),
     features=(),
+    strip=0.0,
+    odd=False,
     formula="user-defined",
     overwrite=False,
 ) -> Activation:
@@ -498,6 +521,15 @@ def register_activation(
         Extra points in h where φ bends sharply (e.g. ``(-4, -2, -1, 0, 1, 2, 4)``
         for a saturating activation); they keep the quadrature accurate when q
         is large. Without any, only the Gaussian's own panels are used.
+    strip : float
+        If φ is analytic in the strip |Im h| < ``strip`` (and grows at most
+        polynomially there), say so: the correlation integrals then use the
+        much faster lattice rule (tanh: π/2, the distance from the real axis to
+        its poles ±iπ/2). 0 (the default) keeps the Gauss–Legendre rules.
+        Must be 0 when there are kinks.
+    odd : bool
+        φ is odd (φ(−h) = −φ(h)); halves the work of the lattice rule. Checked
+        at a few points.
     formula : str
         Shown in ``repr`` and the docs.
     overwrite : bool
@@ -527,6 +559,11 @@ def register_activation(
     features = tuple(float(f) for f in features)
     if not all(math.isfinite(v) for v in kinks + features):
         raise ValueError("kinks and features must be finite numbers")
+    strip = float(strip)
+    if not (math.isfinite(strip) and strip >= 0.0):
+        raise ValueError(f"strip must be a finite number ≥ 0, got {strip}")
+    if strip > 0.0 and kinks:
+        raise ValueError("strip must be 0 for an activation with kinks (φ is not analytic there)")
     f0, f1, f2 = (fn if hasattr(fn, "py_func") else njit(fn) for fn in (phi, dphi, d2phi))
 
     @njit
@@ -537,7 +574,11 @@ def register_activation(
         eval3(0.5)
     except Exception as exc:  # numba typing errors are many classes
         raise TypeError(f"phi, dphi and d2phi must be Numba-compilable scalar functions: {exc}") from exc
-    act = _make(name, eval3, breaks=kinks + features, kinks=kinks, formula=formula)
+    if odd:
+        for h in (0.1, 0.7, 1.3, 2.9, 11.0, *features):
+            if abs(f0(-h) + f0(h)) > 1e-12 * (1.0 + abs(f0(h))):
+                raise ValueError(f"odd=True but phi(-{h}) != -phi({h})")
+    act = _make(name, eval3, breaks=kinks + features, kinks=kinks, formula=formula, strip=strip, odd=bool(odd))
     _REGISTRY[name] = act
     _VECTORISED.pop(name, None)
     from . import meanfield  # the compiled kernels of a replaced activation are stale

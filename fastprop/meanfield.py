@@ -31,6 +31,19 @@ m = √q c z₁, s = √q √(1−c²) — in closed form when the activation ha
 b/(√q c). Activations with a closed-form kernel (relu, erf, linear) skip the
 quadrature for the two-dimensional integral altogether.
 
+Activations analytic in a strip |Im h| < a without a closed form (tanh,
+sigmoid, softplus, swish: ``Activation.strip``) use a lattice rule for the
+two-dimensional integrals when |c| ≥ 0.2: u₁ = iΔ₁ and u₂ = jΔ₂ with
+Δ₂ = |c|Δ₁/m, so that each conditional mean c·u₁ is itself a lattice point and
+E[φ(u₂) | u₁] is a discrete convolution of φ's lattice samples with one table
+of Gaussian weights. φ is evaluated once per lattice point (not once per pair
+of nodes) and the convolution vectorises; the trapezoidal rule's error
+2M/(e^{2πa/Δ} − 1) (Trefethen & Weideman 2014) sets Δ from a and the
+Gaussian's width (:func:`fastprop.quadrature.lattice_step`, error < e^{−36}).
+The same sums give E φ''φ'', so C''(c) is known at no extra evaluations. For
+odd φ only half the lattice is summed. Where the lattice would be huge (|c|
+small, √(q(1−c²)) tiny, q very large) the Gauss–Legendre rule is used.
+
 Fixed points
 ------------
 q*: safeguarded Newton on g(q) = V(q) − q with V'(q) from the same quadrature,
@@ -38,11 +51,16 @@ growing a bracket geometrically and bisecting (geometrically when the bracket
 spans decades) whenever Newton leaves it.
 
 c*: in the chaotic phase (χ_1 > 1) C is increasing and convex on [0, 1] with
-C(1) = 1 (its Taylor coefficients at 0 are the squared Hermite coefficients of
-φ, all ≥ 0), so c* is the unique fixed point in [0, 1). Newton from c = 0
-(where C and C' are one-dimensional integrals) increases monotonically to c*
-and cannot overshoot; a bisection guard catches rounding. In the ordered phase
-(χ_1 ≤ 1) c* = 1 and χ_c = χ_1.
+C(1) = 1 (its Taylor coefficients at 0 are the squared Hermite coefficients
+a_n² of φ(√q z), all ≥ 0: Mehler's formula), so c* is the unique fixed point in
+[0, 1). The first 33 terms of that series are a lower bound whose error on
+[0, c] is at most R·c³³ with R = E φ² − Σ a_n² (derivative: 33·R·c³²). Their
+fixed point c_M ≤ c* is computed first; when the bound is below rounding, c_M
+*is* c* (typically c* ≲ 0.35) and no two-dimensional integral is needed.
+Otherwise Newton starts from c_M and increases monotonically to c*; with C''
+from the lattice rule each step is a Halley step, and a step below 1e-7 is
+final (c + δ and χ_c = C'(c) + C''δ then err by O(δ³) and O(δ²)). A bisection
+guard catches rounding. In the ordered phase (χ_1 ≤ 1) c* = 1 and χ_c = χ_1.
 
 Degenerate cases (one documented value each, flagged in ``status``)
 ------------------------------------------------------------------
@@ -65,7 +83,18 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import activation as _activation
-from .quadrature import GL_W, GL_X, NGL, Q_TINY, ZMAX, gauss_weight, make_next_break
+from .quadrature import (
+    BASE_BREAKS,
+    GL_W,
+    GL_X,
+    LATTICE_Z,
+    NGL,
+    Q_TINY,
+    ZMAX,
+    gauss_weight,
+    lattice_step,
+    make_next_break,
+)
 
 __all__ = ["Status", "kernels", "forget"]
 
@@ -76,7 +105,18 @@ CRIT_TOL = 1e-12
 """χ this close to 1 is critical (the quadrature is exact to a few 1e-15)."""
 C_TOL = 1e-11
 """Newton on c stops once its step is below this (the error is then ~step²)."""
+C_ACCEPT = 1e-7
+"""With C'' known (lattice rule), a Halley step below this is final (errors O(step³))."""
 KMEHLER = 32
+_HERM_A = np.array([1.0 / math.sqrt(n + 1.0) for n in range(KMEHLER)])
+_HERM_B = np.array([math.sqrt(n / (n + 1.0)) for n in range(KMEHLER)])
+"""h_{n+1}(z) = z·h_n(z)·A_n − h_{n−1}(z)·B_n for the normalised Hermite polynomials."""
+LATTICE_C_MIN = 0.2
+"""The lattice rule for the correlation integrals is used for |c| ≥ this (its inner
+spacing shrinks like |c|)."""
+LATTICE_M_MAX = 16
+LATTICE_MAX_TERMS = 2_000_000
+"""Beyond these sizes (s = √(q(1−c²)) tiny, or q huge) the Gauss–Legendre rule is cheaper."""
 Q_RTOL = 1e-15
 MAXIT = 200
 
@@ -114,6 +154,21 @@ def depth_scale(chi):
     return -1.0 / math.log(chi)
 
 
+@njit(cache=True)
+def _sum4(x, n):
+    """x[0] + … + x[n−1] in four interleaved partial sums (a fixed order)."""
+    s0 = s1 = s2 = s3 = 0.0
+    m = n - n % 4
+    for i in range(0, m, 4):
+        s0 += x[i]
+        s1 += x[i + 1]
+        s2 += x[i + 2]
+        s3 += x[i + 3]
+    for i in range(m, n):
+        s0 += x[i]
+    return (s0 + s1) + (s2 + s3)
+
+
 def _build(act):
     ev = act.eval3
     next_break = make_next_break(act.breaks, act.kinks)
@@ -124,6 +179,9 @@ def _build(act):
     gm = act.gauss_mean if has_gm else _no_gauss_mean
     has_kernel = act.kernel is not None
     ker = act.kernel if has_kernel else _no_kernel
+    odd = act.odd
+    max_nodes = NGL * (len(BASE_BREAKS) + 1 + 2 * len(act.breaks))  # panels of one graded rule
+    strip = act.strip if (act.strip > 0.0 and not has_gm and not has_kernel and nkinks == 0) else 0.0
 
     @njit
     def moments(q):
@@ -153,18 +211,26 @@ def _build(act):
         return e0, e1, e2, e3, e4
 
     @njit
-    def mehler_start(q, sw, sb):
-        """Root in [0, 1) of the truncated Mehler model of the correlation map.
+    def mehler(q, sw, sb, e2):
+        """Fixed point of the truncated Mehler model of the correlation map.
 
         With h_n the normalised Hermite polynomials, φ(√q z) = Σ a_n h_n(z) and
         E φ(u₁)φ(u₂) = Σ a_n² cⁿ (Mehler's formula). The first ``KMEHLER + 1``
-        terms are a lower bound on [0, 1], so the model's fixed point lies at or
-        below c*: a safe start for Newton on the exact map, usually within
-        1e-6 of c* away from the edge of chaos.
+        terms are a lower bound on [0, 1], so the model's root c_M lies at or
+        below c*. The neglected terms are at most R·c^{K+1} (and their
+        derivative at most (K+1)·R·c^K) with R = E φ² − Σ_{n≤K} a_n² (``e2`` is
+        E φ²). Returns (c_M, the model's slope C'(c_M), exact) where ``exact``
+        says that these bounds are below rounding: then c_M is c* and the slope
+        is χ_c. Otherwise c_M is a safe start for Newton on the exact map.
         """
         sq = math.sqrt(max(q, Q_TINY))
         a = 1.0 / sq
-        coef = np.zeros(KMEHLER + 1)
+        # all nodes first (at most max_nodes), then the three-term recurrence runs
+        # across them side by side, one degree at a time
+        zs = np.empty(max_nodes)
+        h0 = np.empty(max_nodes)
+        h1 = np.empty(max_nodes)
+        nn = 0
         z = -ZMAX
         while z < ZMAX:
             b = next_break(z, a, 0.0, a, 0.0)
@@ -172,20 +238,30 @@ def _build(act):
             mid = 0.5 * (b + z)
             for k in range(NGL):
                 zk = mid + half * GL_X[k]
-                wp = half * GL_W[k] * gauss_weight(zk) * ev(sq * zk)[0]
-                h0 = 1.0
-                h1 = zk
-                coef[0] += wp
-                coef[1] += wp * zk
-                for n in range(1, KMEHLER):
-                    h2 = (zk * h1 - math.sqrt(n) * h0) / math.sqrt(n + 1.0)
-                    coef[n + 1] += wp * h2
-                    h0 = h1
-                    h1 = h2
+                zs[nn] = zk
+                h0[nn] = half * GL_W[k] * gauss_weight(zk) * ev(sq * zk)[0]  # w·φ·h₀
+                h1[nn] = h0[nn] * zk  # w·φ·h₁
+                nn += 1
             z = b
+        coef = np.zeros(KMEHLER + 1)
+        coef[0] = _sum4(h0, nn)
+        coef[1] = _sum4(h1, nn)
+        for n in range(1, KMEHLER):
+            an = _HERM_A[n]
+            bn = _HERM_B[n]
+            for i in range(nn):
+                h2 = zs[i] * h1[i] * an - h0[i] * bn
+                h0[i] = h1[i]
+                h1[i] = h2
+            coef[n + 1] = _sum4(h1, nn)
+        rest = e2
+        for n in range(KMEHLER + 1):
+            rest -= coef[n] * coef[n]
+        rest = max(rest, 0.0) + 1e-15 * e2  # R, with room for the rounding in the difference
         w2 = sw * sw
         b2 = sb * sb
         c = 0.0
+        dp = 0.0
         for _ in range(MAXIT):
             p = 0.0
             dp = 0.0
@@ -201,7 +277,10 @@ def _build(act):
             c += step
             if abs(step) <= 1e-15 or not 0.0 <= c < 1.0:
                 break
-        return min(max(c, 0.0), 1.0 - 1e-12)
+        c = min(max(c, 0.0), 1.0 - 1e-12)
+        ck = c**KMEHLER
+        exact = w2 * rest * ck * c <= 1e-16 * q and w2 * rest * (KMEHLER + 1) * ck <= 1e-15 * q
+        return c, w2 * dp / q, exact
 
     @njit
     def conditional_mean(m, s):
@@ -229,12 +308,78 @@ def _build(act):
         return e0, e1
 
     @njit
+    def pair_lattice(sq, c, s, d1, m):
+        """The lattice rule for :func:`pair` (module notes): u₁ on the lattice
+        i·Δ₁, u₂ on j·Δ₂ with Δ₂ = |c|Δ₁/m, so that every conditional mean
+        c·u₁ is a lattice point of u₂ and E[φ(u₂) | u₁] is a discrete
+        convolution of φ's samples with one table of Gaussian weights."""
+        sign = 1.0 if c > 0.0 else -1.0
+        d2 = abs(c) * d1 / m
+        n1 = int(math.ceil(LATTICE_Z * sq / d1))
+        nk = int(math.ceil(LATTICE_Z * s / d2))
+        # outer nodes i·Δ₁ for i in [−n1, n1]; for odd φ every integrand is even in
+        # u₁, so i ≥ 0 suffices (i > 0 counted twice)
+        i0 = 0 if odd else -n1
+        ni = n1 - i0 + 1
+        j0 = i0 * m - nk  # first inner lattice index used
+        nj = (n1 * m + nk) - j0 + 1
+        f2 = np.empty(nj)
+        g2 = np.empty(nj)
+        l2 = np.empty(nj)
+        for j in range(nj):
+            f2[j], g2[j], l2[j] = ev(sign * ((j + j0) * d2))
+        a0 = np.zeros(ni)
+        a1 = np.zeros(ni)
+        a2 = np.zeros(ni)
+        norm = d2 / (s * 2.5066282746310002)
+        nw = 2 * nk + 1
+        gw = np.empty(nw)
+        for k in range(nw):
+            t = (k - nk) * d2 / s
+            gw[k] = norm * math.exp(-0.5 * t * t)
+        for k in range(nw):
+            gk = gw[k]
+            if m == 1:  # contiguous: vectorises
+                for i in range(ni):
+                    a0[i] += f2[i + k] * gk
+                    a1[i] += g2[i + k] * gk
+                    a2[i] += l2[i + k] * gk
+            else:
+                for i in range(ni):
+                    j = i * m + k
+                    a0[i] += f2[j] * gk
+                    a1[i] += g2[j] * gk
+                    a2[i] += l2[j] * gk
+        w0 = d1 / (sq * 2.5066282746310002)
+        n_acc = m_acc = l_acc = 0.0
+        for i in range(ni):
+            h = (i + i0) * d1
+            t = h / sq
+            w = w0 * math.exp(-0.5 * t * t)
+            if odd and i > 0:
+                w *= 2.0
+            p, dp, d2p = ev(h)
+            n_acc += w * p * a0[i]
+            m_acc += w * dp * a1[i]
+            l_acc += w * d2p * a2[i]
+        return n_acc, m_acc, l_acc
+
+    @njit
     def pair(q, c):
-        """(E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂)), Var u_i = q, Corr(u₁, u₂) = c."""
+        """(E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂), E φ''(u₁)φ''(u₂)), Var u_i = q,
+        Corr(u₁, u₂) = c. The third is computed by the lattice rule only (NaN
+        otherwise); it gives C''(c) = σ_w² q E φ''φ'' (Price's theorem)."""
         if has_kernel:
-            return ker(q, c)
+            kn, km = ker(q, c)
+            return kn, km, math.nan
         sq = math.sqrt(max(q, Q_TINY))
         s = sq * math.sqrt(max(0.0, 1.0 - c * c))
+        if strip > 0.0 and abs(c) >= LATTICE_C_MIN and s > 0.0:
+            d1 = lattice_step(sq, strip)
+            m = math.ceil(abs(c) * d1 / lattice_step(s, strip))
+            terms = (2.0 * LATTICE_Z * sq / d1 + 1.0) * (2.0 * LATTICE_Z * s * m / (abs(c) * d1) + 1.0)
+            if m <= LATTICE_M_MAX and terms <= LATTICE_MAX_TERMS:
+                return pair_lattice(sq, c, s, d1, int(m))
         a1 = 1.0 / sq
         a2 = 1.0 / (sq * c) if c != 0.0 else 0.0
         n_acc = m_acc = 0.0
@@ -251,7 +396,7 @@ def _build(act):
                 n_acc += w * p * m0
                 m_acc += w * dp * m1
             z = b
-        return n_acc, m_acc
+        return n_acc, m_acc, math.nan
 
     @njit
     def length_map(q, sw, sb):
@@ -264,8 +409,11 @@ def _build(act):
         return (sw * sw * pair(q, c)[0] + sb * sb) / q
 
     @njit
-    def q_star(sw, sb):
-        """Stable fixed point of V and its status bits (see module docstring)."""
+    def q_star_moments(sw, sb):
+        """(q*, status, moments) — the stable fixed point of V, its status bits (see
+        module docstring) and :func:`moments` at q* (within 1e-15 relative) when
+        Newton ended there, else NaNs."""
+        none = (math.nan, math.nan, math.nan, math.nan, math.nan)
         w2 = sw * sw
         b2 = sb * sb
         p0 = ev(0.0)[0]
@@ -273,7 +421,7 @@ def _build(act):
         if v0 == 0.0:
             m = moments(Q_TINY)
             if w2 * (m[3] + m[4]) <= 1.0 + CRIT_TOL:  # V'(0⁺) ≤ 1: 0 is stable
-                return 0.0, _Q_ZERO
+                return 0.0, _Q_ZERO, none
             x = 1.0
         else:
             x = v0
@@ -285,7 +433,7 @@ def _build(act):
             g = w2 * m[2] + b2 - x
             dg = w2 * (m[3] + m[4]) - 1.0
             if g == 0.0:
-                return x, 0
+                return x, 0, m
             if g > 0.0:
                 lo = x
             else:
@@ -293,11 +441,14 @@ def _build(act):
             xn = x - g / dg if dg != 0.0 else math.nan
             if hi == math.inf:
                 if not xn > x:
-                    xn = x * grow
+                    # V' ≥ 1 here, so Newton points the wrong way: take the larger of
+                    # the fixed-point step V(x) (≤ q* when V increases) and a
+                    # geometric step (squared each time, to detect q* = ∞ fast)
+                    xn = max(x + g, x * grow)
                     grow *= grow
                 if xn > Q_MAX:
                     if x * 2.0 > Q_MAX:
-                        return math.inf, _Q_INFINITE
+                        return math.inf, _Q_INFINITE, none
                     xn = Q_MAX
             else:
                 if not (lo < xn < hi):
@@ -306,12 +457,18 @@ def _build(act):
                     else:
                         xn = 0.5 * (lo + hi)
                 if abs(xn - x) <= Q_RTOL * x or hi - lo <= Q_RTOL * hi:
-                    return xn, 0
+                    return xn, 0, m
             x = xn
-        return x, _NOT_CONVERGED
+        return x, _NOT_CONVERGED, none
 
     @njit
-    def c_star(q, sw, sb, e_phi, e_dphi, chi1):
+    def q_star(sw, sb):
+        """Stable fixed point of V and its status bits (see module docstring)."""
+        q, status, _ = q_star_moments(sw, sb)
+        return q, status
+
+    @njit
+    def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1):
         """(c*, χ_c, status) at q* > 0 (see module docstring)."""
         w2 = sw * sw
         b2 = sb * sb
@@ -321,11 +478,14 @@ def _build(act):
             return 0.0, w2 * e_dphi * e_dphi, 0
         lo = 0.0  # C(lo) > lo
         hi = 1.0  # C(hi) ≤ hi
-        c = mehler_start(q, sw, sb)
+        c, slope, exact = mehler(q, sw, sb, e_phi2)
+        if exact:
+            return c, slope, 0
         for _ in range(MAXIT):
-            n, mm = pair(q, c)
+            n, mm, ll = pair(q, c)
             g = (w2 * n + b2) / q - c
             slope = w2 * mm
+            curv = w2 * q * ll  # C''(c), NaN unless the lattice rule ran
             if g > 0.0:
                 lo = c
             else:
@@ -335,6 +495,14 @@ def _build(act):
                 # quadratic convergence: c + step is exact to ~step², and χ_c at c
                 # differs from χ_c at c* by at most C''·|step|
                 return min(max(c + step, lo), hi), slope, 0
+            if curv >= 0.0 and slope < 1.0:
+                # Halley: with C'' the second-order step δ = s + C''s²/(2(1 − C'));
+                # once s is small, c + δ and C'(c) + C''δ err by O(s³) and O(s²)
+                step += 0.5 * curv * step * step / (1.0 - slope)
+                if abs(step) <= C_ACCEPT and curv * abs(step) <= 1e-3 * (1.0 - slope):
+                    cn = c + step
+                    if lo <= cn <= hi:
+                        return cn, slope + curv * step, 0
             cn = c + step
             if not (lo < cn < hi):
                 cn = 0.5 * (lo + hi)
@@ -346,18 +514,19 @@ def _build(act):
     @njit
     def point(sw, sb):
         """(q*, χ_1, c*, χ_c, χ_q, ξ_q, ξ_c, status) at one (σ_w, σ_b)."""
-        q, status = q_star(sw, sb)
+        q, status, m = q_star_moments(sw, sb)
         w2 = sw * sw
         if q == math.inf:
             m = moments(Q_MAX)
             return q, w2 * m[3], math.nan, math.nan, math.nan, math.nan, math.nan, status
-        m = moments(q)
+        if math.isnan(m[0]):
+            m = moments(q)
         chi1 = w2 * m[3]
         chiq = w2 * (m[3] + m[4])
         if q == 0.0:
             c, chic = 1.0, chi1
         else:
-            c, chic, st = c_star(q, sw, sb, m[0], m[1], chi1)
+            c, chic, st = c_star(q, sw, sb, m[0], m[1], m[2], chi1)
             status |= st
         xiq = depth_scale(chiq)
         xic = depth_scale(chic)
@@ -447,6 +616,7 @@ def _build(act):
     return SimpleNamespace(
         activation=act,
         moments=moments,
+        mehler=mehler,
         conditional_mean=conditional_mean,
         pair=pair,
         length_map=length_map,

@@ -1,5 +1,7 @@
 """One-dimensional Gaussian moments against 30-digit mpmath quadrature."""
 
+import math
+
 import mpmath as mp
 import numpy as np
 import pytest
@@ -50,7 +52,7 @@ def test_fixed_gauss_hermite_fails_where_we_do_not():
 def test_pair_matches_nested_adaptive_quadrature(name):
     k = kernels(name)
     for q, c in [(0.7, 0.35), (6.0, 0.8), (25.0, 0.1), (3.0, -0.5)]:
-        n, m = k.pair(q, c)
+        n, m, _ = k.pair(q, c)
         rn, rm = R.pair(name, q, c)
         assert n == pytest.approx(rn, rel=1e-11, abs=1e-13 * q), (q, c)
         assert m == pytest.approx(rm, rel=1e-11, abs=1e-13), (q, c)
@@ -58,8 +60,8 @@ def test_pair_matches_nested_adaptive_quadrature(name):
 
 def test_closed_form_kernels_match_literature():
     for q, c in [(0.3, 0.2), (2.0, -0.7), (40.0, 0.99), (1.0, 1.0), (1.0, -1.0)]:
-        assert kernels("relu").pair(q, c) == pytest.approx(R.relu_pair(q, c), rel=1e-14, abs=1e-15)
-        assert kernels("erf").pair(q, c) == pytest.approx(R.erf_pair(q, c), rel=1e-14, abs=1e-15)
+        assert kernels("relu").pair(q, c)[:2] == pytest.approx(R.relu_pair(q, c), rel=1e-14, abs=1e-15)
+        assert kernels("erf").pair(q, c)[:2] == pytest.approx(R.erf_pair(q, c), rel=1e-14, abs=1e-15)
 
 
 @pytest.mark.parametrize("name", sorted(R.NP_PHI))
@@ -68,7 +70,48 @@ def test_pair_at_large_q_matches_trapezoid(name):
     # from z₂ = 0 (a regression test for thinning relative to the wrong centre)
     k = kernels(name)
     for q, c in [(300.0, 0.5), (80.0, 0.9), (40.0, -0.3), (30.0, 0.2)]:
-        n, m = k.pair(q, c)
+        n, m, _ = k.pair(q, c)
         rn, rm = R.pair_trapezoid(name, q, c)
         assert n == pytest.approx(rn, rel=1e-12, abs=1e-13 * q), (q, c)
         assert m == pytest.approx(rm, rel=1e-11, abs=1e-14), (q, c)
+
+
+LATTICE = [n for n in fp.ACTIVATIONS if fp.activation(n).strip > 0]
+
+
+@pytest.mark.parametrize("name", LATTICE)
+def test_lattice_rule_matches_trapezoid_in_rotated_coordinates(name):
+    # the lattice rule over its whole range: both signs of c, m = 1 and m > 1
+    # (c near 1), tiny and large q; the reference shares no code with it
+    k = kernels(name)
+    for q in (0.01, 1.0, 10.0, 60.0):
+        for c in (-0.95, -0.5, 0.2, 0.6, 0.97, 0.9995):
+            n, m, _ = k.pair(q, c)
+            rn, rm = R.pair_trapezoid(name, q, c, n=2001)
+            assert n == pytest.approx(rn, rel=1e-11, abs=1e-14 * (1 + q)), (q, c)
+            assert m == pytest.approx(rm, rel=1e-11, abs=1e-14), (q, c)
+
+
+@pytest.mark.parametrize("name", LATTICE)
+def test_lattice_curvature_is_the_c_derivative_of_the_slope_integral(name):
+    # Price's theorem: d/dc E φ'(u₁)φ'(u₂) = q E φ''(u₁)φ''(u₂), the third output
+    k = kernels(name)
+    h = 1e-4
+    for q, c in [(0.5, 0.4), (4.0, 0.7), (20.0, -0.6), (3.0, 0.99)]:
+        ll = k.pair(q, c)[2]
+        up = R.pair_trapezoid(name, q, c + h, n=2001)[1]
+        down = R.pair_trapezoid(name, q, c - h, n=2001)[1]
+        assert ll == pytest.approx((up - down) / (2 * h * q), rel=1e-6, abs=1e-12), (q, c)
+
+
+def test_lattice_step_meets_its_error_target():
+    from fastprop.quadrature import LATTICE_T, lattice_step
+
+    # tanh's poles at ±iπ/2: exponent a²/(2σ²) − 2πa/Δ with a = 0.9·π/2 is ≤ −T,
+    # or the Gaussian alone decides (−2π²σ²/Δ² ≤ −T)
+    for sigma in (1e-3, 0.05, 0.3, 1.0, 10.0, 1e3):
+        d = lattice_step(sigma, math.pi / 2)
+        a = 0.9 * math.pi / 2
+        pole = a * a / (2 * sigma**2) - 2 * math.pi * a / d
+        gauss = -2 * math.pi**2 * sigma**2 / d**2 if 2 * math.pi * sigma**2 / d <= a else math.inf
+        assert min(pole, gauss) <= -LATTICE_T + 1e-9
