@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import BuiltinFunctionType
 
 import numpy as np
 from numba import njit
@@ -490,6 +491,17 @@ def activation(name) -> Activation:
     return act
 
 
+def _as_njit(fn):
+    """A Numba dispatcher for a scalar function: as given, compiled, or (for a
+    builtin such as ``math.tanh``) wrapped."""
+    if hasattr(fn, "py_func"):
+        return fn
+    if isinstance(fn, BuiltinFunctionType):
+        builtin = fn
+        return njit(lambda h: builtin(h))
+    return njit(fn)
+
+
 def register_activation(
     name,
     phi,
@@ -564,7 +576,7 @@ def register_activation(
         raise ValueError(f"strip must be a finite number ≥ 0, got {strip}")
     if strip > 0.0 and kinks:
         raise ValueError("strip must be 0 for an activation with kinks (φ is not analytic there)")
-    f0, f1, f2 = (fn if hasattr(fn, "py_func") else njit(fn) for fn in (phi, dphi, d2phi))
+    f0, f1, f2 = (_as_njit(fn) for fn in (phi, dphi, d2phi))
 
     @njit
     def eval3(h):

@@ -162,3 +162,13 @@ def test_register_rejects_bad_input():
     fp.register_activation("dup", _tanh, _dtanh, _d2tanh, overwrite=True)
     with pytest.raises(ValueError, match="already registered"):
         fp.register_activation("dup", _tanh, _dtanh, _d2tanh)
+
+
+def test_register_accepts_builtin_functions():
+    # the README's example passes math.tanh itself
+    act = fp.register_activation(
+        "builtin_tanh", math.tanh, _dtanh, _d2tanh, strip=math.pi / 2, odd=True, overwrite=True
+    )
+    h = np.array([-3.0, -0.2, 0.0, 0.4, 5.0])
+    np.testing.assert_array_equal(act.phi(h), np.tanh(h))
+    assert act.strip == math.pi / 2 and act.odd
