@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from . import exactsum
-from ._io import load_npz, save_npz
+from . import _io, exactsum
 from .chains import BINS_PER_DECADE, LOG10_MAX, LOG10_MIN, NBINS, hist_edges
 
 __all__ = ["ChainResult", "TailEstimate"]
@@ -317,22 +316,43 @@ class ChainResult:
         return self.norms is None or np.array_equal(self.norms, other.norms, equal_nan=True)
 
     # ----------------------------------------------------------------- files
-    def save(self, path):
-        """Write the result to ``path`` (``.npz``) atomically; :meth:`load` reads it back exactly."""
-        arrays = {k: getattr(self, k) for k in ("layers", "thresholds", *_COUNTS)}
-        if self.norms is not None:
-            arrays["norms"] = self.norms
-        info = {
+    _DIMS = {
+        "layers": ("layer",),
+        "thresholds": ("threshold",),
+        "hist": ("layer", "bin"),
+        "zeros": ("layer",),
+        "n_inf": ("layer",),
+        "n_nan": ("layer",),
+        "above": ("layer", "threshold"),
+        "below": ("layer", "threshold"),
+        "sums": ("layer", "moment", "limb"),
+        "sq_inf": ("layer",),
+        "norms": ("layer", "chain"),
+    }
+
+    def _info(self):
+        return {
             "format": "fastprop.ChainResult/1",
             "params": self.params,
             "chain_ranges": [list(map(int, r)) for r in self.chain_ranges],
             "meta": self.meta,
         }
-        return save_npz(path, info, arrays)
+
+    def _arrays(self):
+        arrays = {k: getattr(self, k) for k in ("layers", "thresholds", *_COUNTS)}
+        if self.norms is not None:
+            arrays["norms"] = self.norms
+        return arrays
+
+    def save(self, path):
+        """Write the result to ``path`` atomically: netCDF when the name ends in
+        ``.nc`` (needs the xarray extra), ``.npz`` otherwise; :meth:`load` reads it back exactly."""
+        return _io.save(path, self._info(), self._arrays(), self._DIMS, coords=("layers", "thresholds"))
 
     @classmethod
     def load(cls, path) -> ChainResult:
-        info, arrays = load_npz(path, "ChainResult")
+        """Read a result written by :meth:`save` (``.npz`` or netCDF), bit for bit."""
+        info, arrays = _io.load(path, "ChainResult")
         return cls(
             params=info["params"],
             chain_ranges=[tuple(r) for r in info["chain_ranges"]],
@@ -340,6 +360,15 @@ class ChainResult:
             norms=arrays.pop("norms", None),
             **arrays,
         )
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` of the statistics (dims layer, threshold, bin, …); needs xarray.
+
+        ``hist`` counts log10‖x‖ on :func:`fastprop.chains.hist_edges` with an
+        underflow and an overflow bin; ``sums`` are exact integer limbs
+        (:mod:`fastprop.exactsum`); the parameters are in the attributes.
+        """
+        return _io.dataset(self._info(), self._arrays(), self._DIMS, coords=("layers", "thresholds"))
 
 
 def _coalesce(ranges):

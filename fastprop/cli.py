@@ -1,13 +1,20 @@
-"""The ``fastprop`` command line: ``grid``, ``edge`` and ``info``.
+"""The ``fastprop`` command line: ``grid``, ``edge``, ``tail`` and ``info``.
 
-Errors are one line on stderr with exit code 2 (bad arguments) or 1 (failure).
+Every subcommand has defaults that reproduce a classic figure, writes a result
+file that loads back in Python (``.npz``, or netCDF for ``.nc`` names) and a PNG,
+and shows a progress bar on long work when stderr is a terminal (``--quiet``
+turns it off). Errors are one line on stderr: exit code 2 for bad arguments, 1
+for a failure while running, 130 when interrupted (Ctrl-C or SIGTERM; ``tail``
+then keeps a checkpoint that ``--resume`` continues).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
+import signal
 import sys
 import time
 
@@ -18,6 +25,14 @@ class _ArgError(Exception):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line (no usage dump) with exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# ----------------------------------------------------------------- arguments
 def _axis(text):
     """``start:stop:num`` (inclusive linspace) or a comma-separated list."""
     try:
@@ -36,96 +51,381 @@ def _axis(text):
         ) from None
 
 
-def _parser():
-    p = argparse.ArgumentParser(prog="fastprop", description="Signal propagation in random deep networks.")
-    sub = p.add_subparsers(dest="command", required=True)
+def _count(text):
+    """A positive integer, also written as 1e6 or 10**6."""
+    try:
+        if "**" in text:
+            base, exp = text.split("**")
+            value = int(base) ** int(exp)
+        else:
+            f = float(text)
+            if not f.is_integer():
+                raise ValueError
+            value = int(f)
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: use an integer such as 1000000 or 1e6") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be ≥ 1")
+    return value
 
-    g = sub.add_parser("grid", help="mean-field quantities over a (σ_w, σ_b) grid (default: tanh phase diagram)")
+
+def _tail_spec(text):
+    """``upper:T`` or ``lower:T``."""
+    side, _, t = text.partition(":")
+    try:
+        if side not in ("upper", "lower"):
+            raise ValueError
+        value = float(t)
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid tail {text!r}: use upper:T or lower:T with T > 0") from None
+    return side, value
+
+
+def _common(p, out, png, seed=True):
+    p.add_argument("--target", default="auto", help="auto, cpu, parallel or cuda (default: auto)")
+    if seed:
+        p.add_argument(
+            "--seed", type=int, default=None, help="random seed (mean-field results are deterministic; recorded only)"
+        )
+    p.add_argument("--out", default=out, help=f"result file, .npz or .nc (netCDF) (default: {out})")
+    p.add_argument("--png", default=png, help=f"figure file, or 'none' (default: {png})")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def _parser():
+    p = _Parser(prog="fastprop", description="Signal propagation in random deep networks.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    g = sub.add_parser(
+        "grid",
+        help="mean-field quantities over a (σ_w, σ_b) grid and the phase-diagram PNG (default: tanh)",
+        description="q*, χ_1, c*, χ_c, ξ_q, ξ_c over a (σ_w, σ_b) grid; writes the result file and the phase "
+        "diagram with the χ_1 = 1 contour and q* along the edge of chaos.",
+    )
     g.add_argument("--activation", default="tanh", help="activation name (default: tanh)")
     g.add_argument(
         "--sigma-w", type=_axis, default=_axis("0.1:4:200"), help="σ_w axis, start:stop:num (default 0.1:4:200)"
     )
     g.add_argument("--sigma-b", type=_axis, default=_axis("0:2:100"), help="σ_b axis, start:stop:num (default 0:2:100)")
-    g.add_argument("--target", default="auto", help="auto, cpu or parallel (default: auto)")
-    g.add_argument("--out", default="fastprop_grid.npz", help="result file (default: fastprop_grid.npz)")
+    _common(g, "fastprop_grid.npz", "fastprop_grid.png")
 
-    e = sub.add_parser("edge", help="edge of chaos σ_w(σ_b) with χ_1 = 1 for one or more activations")
+    e = sub.add_parser(
+        "edge",
+        help="edge of chaos σ_w(σ_b) (χ_1 = 1) for one or more activations: table, CSV and PNG",
+        description="σ_w on the edge of chaos (χ_1 = 1) for each σ_b and activation.",
+    )
     e.add_argument("--activation", nargs="+", default=["tanh"], help="activation names (default: tanh)")
-    e.add_argument("--sigma-b", type=_axis, default=_axis("0:2:11"), help="σ_b axis (default 0:2:11)")
-    e.add_argument("--target", default="auto")
-    e.add_argument("--out", default=None, help="optional CSV file for the table")
+    e.add_argument("--sigma-b", type=_axis, default=_axis("0:2:21"), help="σ_b axis (default 0:2:21)")
+    _common(e, "fastprop_edge.csv", "fastprop_edge.png")
 
-    sub.add_parser("info", help="version, targets and threads on this machine")
+    t = sub.add_parser(
+        "tail",
+        help="Monte-Carlo law of ‖x_ℓ‖ for random finite-width networks: tail probabilities and histograms",
+        description="Simulate random width-d networks and estimate P(‖x_ℓ‖ > t), P(‖x_ℓ‖ < t) with 95 %% "
+        "Wilson intervals (and the exact value where the exact law applies). Defaults: width 10, depths "
+        "1, 20, 100, 10^6 chains of a linear Gaussian network with σ_w = 1. Long runs are resumable: "
+        "Ctrl-C keeps a checkpoint in --out; continue it with --resume FILE.",
+    )
+    t.add_argument("--width", type=_count, default=None, help="width d (default 10)")
+    t.add_argument("--depth", type=int, nargs="+", default=None, help="depths ℓ to record (default 1 20 100)")
+    t.add_argument("--chains", type=_count, default=None, help="number of chains (default 1e6)")
+    t.add_argument("--activation", default=None, help="activation (default linear)")
+    t.add_argument("--sigma-w", type=float, default=None, help="σ_w (default 1)")
+    t.add_argument("--sigma-b", type=float, default=None, help="σ_b (default 0)")
+    t.add_argument("--weights", default=None, help="gaussian or orthogonal (default gaussian)")
+    t.add_argument("--method", default=None, help="auto, dense or invariant (default auto)")
+    t.add_argument("--thresholds", type=float, nargs="+", default=None, help="thresholds t (default 0.01 10)")
+    t.add_argument(
+        "--target-rel-error",
+        type=float,
+        default=None,
+        metavar="E",
+        help="instead of --chains: simulate until the 95%% interval of the --tail probability is within ±E",
+    )
+    t.add_argument(
+        "--tail",
+        type=_tail_spec,
+        default=None,
+        help="the probability --target-rel-error applies to, at the deepest layer (default upper:<largest t>)",
+    )
+    t.add_argument("--max-chains", type=_count, default=None, help="cap for --target-rel-error (default 1e9)")
+    t.add_argument("--resume", metavar="FILE", default=None, help="continue the interrupted run checkpointed in FILE")
+    t.add_argument(
+        "--checkpoint-every", type=float, default=30.0, metavar="SECONDS", help="checkpoint interval (default 30)"
+    )
+    _common(t, "fastprop_tail.npz", "fastprop_tail.png")
+
+    sub.add_parser("info", help="version, usable targets, threads, GPU and library versions")
     return p
 
 
+_TAIL_DEFAULTS = {
+    "width": 10,
+    "depth": [1, 20, 100],
+    "chains": 10**6,
+    "activation": "linear",
+    "sigma_w": 1.0,
+    "sigma_b": 0.0,
+    "weights": "gaussian",
+    "method": "auto",
+    "thresholds": [0.01, 10.0],
+    "seed": 0,
+}
+
+
+def _writable(path, flag):
+    if path is None:
+        return
+    d = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(d) or not os.access(d, os.W_OK):
+        raise _ArgError(f"cannot write {flag} {path!r}: the directory is missing or not writable")
+
+
+def _png(args):
+    return None if args.png is None or args.png.lower() == "none" else args.png
+
+
+# --------------------------------------------------------------- subcommands
 def _grid(args):
     import fastprop as fp
+    from fastprop import plot
 
     t0 = time.perf_counter()
-    g = fp.meanfield_grid(args.activation, args.sigma_w, args.sigma_b, target=args.target)
+    g = fp.meanfield_grid(args.activation, args.sigma_w, args.sigma_b, target=args.target, progress=not args.quiet)
     dt = time.perf_counter() - t0
+    g.meta["seed"] = args.seed
+    g.meta["command"] = "fastprop grid"
     path = g.save(args.out)
     n = g.q_star.size
     chaotic = int(np.count_nonzero(g.chi_1 > 1))
-    rate = f"{dt / n * 1e6:.1f} us/point, target {g.target}"
+    rate = f"{dt / n * 1e6:.1f} us/point including JIT compilation, target {g.target}"
     print(f"{g.activation}: {g.shape[0]} x {g.shape[1]} grid in {dt:.2f} s ({rate})")
     print(f"chaotic points (chi_1 > 1): {chaotic} of {n}; flagged: {int(np.count_nonzero(g.status))}")
     print(f"wrote {path}  (load with fastprop.MeanFieldGrid.load)")
+    png = _png(args)
+    if png:
+        sw_edge = fp.edge_of_chaos(g.activation, g.sigma_b, target=args.target)
+        q_edge = np.array(
+            [
+                fp.meanfield_grid(g.activation, [w], [b], target=args.target).q_star[0, 0] if np.isfinite(w) else np.nan
+                for w, b in zip(sw_edge, g.sigma_b, strict=True)
+            ]
+        )
+        plot.phase_diagram(g, edge=(g.sigma_b, sw_edge, q_edge), path=png)
+        print(f"wrote {png}")
 
 
 def _edge(args):
     import fastprop as fp
+    from fastprop import plot
+    from fastprop._io import atomic_write
 
-    rows = []
     header = ["sigma_b"] + list(args.activation)
     cols = [fp.edge_of_chaos(a, args.sigma_b, target=args.target) for a in args.activation]
+    rows = [[sb] + [c[i] for c in cols] for i, sb in enumerate(args.sigma_b)]
     print("  ".join(f"{h:>12s}" for h in header))
-    for i, sb in enumerate(args.sigma_b):
-        vals = [sb] + [c[i] for c in cols]
-        rows.append(vals)
-        print("  ".join(f"{v:12.8f}" for v in vals))
+    for r in rows:
+        print("  ".join(f"{v:12.8f}" for v in r))
     if args.out:
-        from ._io import atomic_write
-
-        text = ",".join(header) + "\n" + "\n".join(",".join(repr(float(v)) for v in r) for r in rows) + "\n"
-        atomic_write(args.out, text.encode())
+        comment = f"# fastprop {fp.__version__} edge of chaos (chi_1 = 1): sigma_w per sigma_b; target {args.target}"
+        body = "\n".join(",".join(repr(float(v)) for v in r) for r in rows)
+        atomic_write(args.out, f"{comment}\n{','.join(header)}\n{body}\n".encode())
         print(f"wrote {args.out}")
+    png = _png(args)
+    if png:
+        plot.edge_curves(args.sigma_b, dict(zip(args.activation, cols, strict=True)), path=png)
+        print(f"wrote {png}")
+
+
+def _tail_request(args):
+    given = {k: getattr(args, k) for k in _TAIL_DEFAULTS if getattr(args, k) is not None}
+    if args.resume:
+        extra = [k for k in given] + [k for k in ("target_rel_error", "tail", "max_chains") if getattr(args, k)]
+        if extra:
+            flags = ", ".join("--" + k.replace("_", "-") for k in extra)
+            raise _ArgError(f"--resume continues the run exactly as it was started; do not pass {flags}")
+        return None
+    a = {**_TAIL_DEFAULTS, **given}
+    if args.target_rel_error is not None and "chains" in given:
+        raise _ArgError("give either --chains or --target-rel-error, not both")
+    if args.target_rel_error is None and (args.tail or args.max_chains):
+        raise _ArgError("--tail and --max-chains only apply with --target-rel-error")
+    depths = a["depth"]
+    if any(v < 0 for v in depths):
+        raise _ArgError(f"depths must be ≥ 0, got {depths}")
+    side, t = args.tail or ("upper", max(a["thresholds"]))
+    if t not in a["thresholds"]:
+        a["thresholds"] = [*a["thresholds"], t]
+    kwargs = {
+        "width": a["width"],
+        "depth": max(depths),
+        "layers": sorted(set(depths)),
+        "activation": a["activation"],
+        "sigma_w": a["sigma_w"],
+        "sigma_b": a["sigma_b"],
+        "weights": a["weights"],
+        "method": a["method"],
+        "thresholds": a["thresholds"],
+        "seed": a["seed"],
+    }
+    if args.target_rel_error is not None:
+        run = {"n_chains": None, "target_rel_error": args.target_rel_error, "max_chains": args.max_chains or 10**9}
+    else:
+        run = {"n_chains": a["chains"]}
+    return kwargs, run, (side, t)
+
+
+def _exact_laws(r):
+    from fastprop import exact
+
+    p = r.params
+    if (
+        p["weights"] != "gaussian"
+        or p["sigma_b"] != 0.0
+        or p["rms_norm"]
+        or p["activation"] not in ("linear", "abs", "relu")
+        or p["sigma_w"] <= 0
+    ):
+        return {}
+    x0 = 1.0 if p["x0"] is None else float(np.linalg.norm(p["x0"]))
+    return {int(ell): exact.chain_norm(p["width"], int(ell), p["activation"], p["sigma_w"], x0) for ell in r.layers}
+
+
+def _tail_table(r, laws):
+    lines = [f"{'layer':>5}  {'event':<14}{'p':>11}  {'95% interval':<25}{'hits / chains':>22}  {'exact':>10}"]
+    for ell in r.layers:
+        law = laws.get(int(ell))
+        for t in r.thresholds:
+            for side, sym in (("upper", ">"), ("lower", "<")):
+                e = r.tail_probability(t, side, layer=int(ell))
+                ex = "" if law is None else f"{float(law.sf(t) if side == 'upper' else law.cdf(t)):10.4g}"
+                ci = f"[{e.ci_low:.4g}, {e.ci_high:.4g}]"
+                lines.append(
+                    f"{int(ell):>5}  {'||x||' + sym + f'{t:g}':<14}{e.p:>11.4g}  {ci:<25}{e.hits:>11}/{e.n:<10}  {ex}"
+                )
+    return "\n".join(lines)
+
+
+class _Terminated(KeyboardInterrupt):
+    pass
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _tail(args):
+    from fastprop import checkpoint, plot
+
+    req = _tail_request(args)
+    out = args.out if (not args.resume or args.out != "fastprop_tail.npz") else args.resume
+    if args.resume and not os.path.exists(args.resume):
+        raise _ArgError(f"--resume: no such file {args.resume!r}")
+    if args.checkpoint_every < 0:
+        raise _ArgError("--checkpoint-every must be ≥ 0")
+    _writable(out, "--out")
+    common = {"checkpoint_every": args.checkpoint_every, "progress": not args.quiet, "target": args.target}
+    t0 = time.perf_counter()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        if args.resume:
+            r = checkpoint.resume_chains(args.resume, out=out, **common)
+        else:
+            kwargs, run, tail = req
+            r = checkpoint.run_chains(
+                out,
+                run["n_chains"],
+                target_rel_error=run.get("target_rel_error"),
+                max_chains=run.get("max_chains", 10**9),
+                tail=tail,
+                **kwargs,
+                **common,
+            )
+    except KeyboardInterrupt:
+        if os.path.exists(out):
+            print(
+                f"fastprop tail: interrupted; the finished chains are checkpointed in {out} "
+                f"(continue with: fastprop tail --resume {out})",
+                file=sys.stderr,
+            )
+        else:
+            print("fastprop tail: interrupted before any chains finished; nothing was saved", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    dt = time.perf_counter() - t0
+    p = r.params
+    print(
+        f"{p['activation']} network, width {p['width']}, {p['weights']} weights, sigma_w = {p['sigma_w']:g}, "
+        f"sigma_b = {p['sigma_b']:g}, seed {p['seed']}: {r.n:,} chains ({p['method']} sampler, "
+        f"target {r.meta['target']}) in {dt:.2f} s"
+    )
+    laws = _exact_laws(r)
+    print(_tail_table(r, laws))
+    run = r.meta["run"]
+    if run["target_rel_error"] is not None:
+        side, t = run["tail"]
+        est = r.tail_probability(t, side)
+        ok = est.rel_error <= run["target_rel_error"]
+        word = "reached" if ok else f"NOT reached (stopped at --max-chains {run['max_chains']:,})"
+        print(f"precision goal ±{run['target_rel_error']:.1%} for P({side} {t:g}) {word}: ±{est.rel_error:.2%}")
+    print(f"wrote {out}  (load with fastprop.ChainResult.load)")
+    png = _png(args)
+    if png:
+        plot.tail_histograms(r, laws, path=png)
+        print(f"wrote {png}")
 
 
 def _info(_args):
     import numba
 
     import fastprop as fp
-    from fastprop.targets import cuda_available
+    from fastprop.targets import cuda_status
 
     print(f"fastprop {fp.__version__}")
-    print(f"python {platform.python_version()}  numpy {np.__version__}  numba {numba.__version__}")
-    print(f"threads: {numba.config.NUMBA_NUM_THREADS}  (NUMBA_NUM_THREADS)")
-    gpu = "  (a GPU is visible; the cuda target is not built yet)" if cuda_available() else ""
-    print(f"targets usable here: cpu, parallel{gpu}")
+    versions = [f"python {platform.python_version()}", f"numpy {np.__version__}", f"numba {numba.__version__}"]
+    for mod in ("numba_cuda", "scipy", "matplotlib", "xarray", "netCDF4", "dask", "distributed"):
+        try:
+            m = __import__(mod)
+            versions.append(f"{mod} {getattr(m, '__version__', '?')}")
+        except ImportError:
+            versions.append(f"{mod} (not installed)")
+    print("versions: " + ", ".join(versions))
+    print(f"threads: {numba.config.NUMBA_NUM_THREADS} (set NUMBA_NUM_THREADS to change), {os.cpu_count()} CPUs")
+    usable, why = cuda_status()
+    print(f"GPU: {why}")
+    targets = ["cpu", "parallel"] + (["cuda"] if usable else [])
+    print(f"targets usable here: {', '.join(targets)} (auto -> {fp.targets.resolve_target('auto')})")
     print(f"activations: {', '.join(fp.ACTIVATIONS)}")
 
 
+# ---------------------------------------------------------------------- main
 def main(argv=None):
     parser = _parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed its one-line usage error
+    except SystemExit as exc:  # argparse printed its one-line error (or --help)
         return int(exc.code or 0)
     try:
-        if args.command in ("grid", "edge") and getattr(args, "out", None):
-            d = os.path.dirname(os.path.abspath(args.out))
-            if not os.path.isdir(d) or not os.access(d, os.W_OK):
-                raise _ArgError(f"cannot write to {args.out!r}: directory is missing or not writable")
-        {"grid": _grid, "edge": _edge, "info": _info}[args.command](args)
-    except (_ArgError, ValueError, TypeError) as exc:
+        if args.command != "info":
+            from fastprop.targets import resolve_target
+
+            resolve_target(args.target)
+            _writable(args.out, "--out")
+            _writable(_png(args), "--png")
+        rc = {"grid": _grid, "edge": _edge, "tail": _tail, "info": _info}[args.command](args)
+    except (_ArgError, ValueError, TypeError, ImportError) as exc:
         print(f"fastprop {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except KeyboardInterrupt:
+        print(f"fastprop {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, RuntimeError) as exc:
         print(f"fastprop {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return rc or 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from . import _validate
-from ._io import load_npz, save_npz
+from . import _io, _validate
 from ._version import __version__
 from .activations import activation as _activation
 from .meanfield import Status, kernels
+from .progress import make as _progress
 from .targets import resolve_target
 
 __all__ = ["MeanFieldGrid", "meanfield_grid", "edge_of_chaos"]
@@ -69,36 +69,34 @@ class MeanFieldGrid:
             f"status={flags or 'all OK'})"
         )
 
-    def save(self, path):
-        """Write the grid to ``path`` (NumPy ``.npz``), atomically: a temporary file
-        in the same directory is renamed over ``path`` only once complete."""
-        arrays = {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
-        info = {
+    def _info(self):
+        return {
             "activation": self.activation,
             "target": self.target,
             "meta": self.meta,
             "format": "fastprop.MeanFieldGrid/1",
         }
-        return save_npz(path, info, arrays)
+
+    def _arrays(self):
+        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray)}
+
+    _DIMS = {"sigma_w": ("sigma_w",), "sigma_b": ("sigma_b",), **{k: ("sigma_w", "sigma_b") for k in _FIELDS}}
+
+    def save(self, path):
+        """Write the grid to ``path`` atomically (a temporary file in the same
+        directory is renamed over ``path`` only once complete): netCDF when the
+        name ends in ``.nc`` (needs the xarray extra), NumPy ``.npz`` otherwise."""
+        return _io.save(path, self._info(), self._arrays(), self._DIMS, coords=("sigma_w", "sigma_b"))
 
     @classmethod
     def load(cls, path):
-        """Read a grid written by :meth:`save`; values round-trip bit for bit."""
-        info, arrays = load_npz(path, "MeanFieldGrid")
+        """Read a grid written by :meth:`save` (``.npz`` or netCDF); values round-trip bit for bit."""
+        info, arrays = _io.load(path, "MeanFieldGrid")
         return cls(activation=info["activation"], target=info["target"], meta=info["meta"], **arrays)
 
     def to_xarray(self):
-        """An ``xarray.Dataset`` with coordinates ``sigma_w``, ``sigma_b`` (needs xarray)."""
-        try:
-            import xarray as xr
-        except ImportError:
-            raise ImportError("to_xarray() needs xarray: pip install 'fastprop[xarray]'") from None
-        dims = ("sigma_w", "sigma_b")
-        return xr.Dataset(
-            {name: (dims, getattr(self, name)) for name in _FIELDS},
-            coords={"sigma_w": self.sigma_w, "sigma_b": self.sigma_b},
-            attrs={"activation": self.activation, "target": self.target, **{k: str(v) for k, v in self.meta.items()}},
-        )
+        """An ``xarray.Dataset`` with coordinates ``sigma_w``, ``sigma_b`` (needs the xarray extra)."""
+        return _io.dataset(self._info(), self._arrays(), self._DIMS, coords=("sigma_w", "sigma_b"))
 
 
 def _interleaved_order(n):
@@ -114,7 +112,7 @@ def _interleaved_order(n):
     return (np.arange(n, dtype=np.int64) * stride) % n
 
 
-def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None) -> MeanFieldGrid:
+def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, progress=False) -> MeanFieldGrid:
     """q*, χ_1, c*, χ_c, χ_q, ξ_q, ξ_c and status over a (σ_w, σ_b) grid.
 
     Parameters
@@ -127,6 +125,9 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None) -> 
         "auto" runs on all CPU threads ("parallel").
     client : None
         Reserved for Dask execution.
+    progress : bool or fastprop.progress.Progress
+        Show a progress bar on stderr (only when it is a terminal). The grid is
+        then computed in slices; the values do not change.
 
     Returns
     -------
@@ -149,7 +150,16 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None) -> 
     k = kernels(act, tgt)
     shape = (sw.size, sb.size)
     out = [np.empty(shape) for _ in range(7)] + [np.empty(shape, dtype=np.int8)]
-    k.grid_driver(sw, sb, _interleaved_order(sw.size * sb.size), *out)
+    order = _interleaved_order(sw.size * sb.size)
+    bar = _progress(progress, order.size, f"{act.name} grid", "points")
+    step = max(4096, -(-order.size // 200)) if bar.enabled else order.size
+    try:
+        for start in range(0, order.size, step):
+            k.grid_driver(sw, sb, order[start : start + step], *out)
+            bar.advance(min(step, order.size - start))
+    finally:
+        if bar is not progress:
+            bar.close()
     return MeanFieldGrid(
         sw.copy(),
         sb.copy(),

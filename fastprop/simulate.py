@@ -12,6 +12,7 @@ from ._version import __version__
 from .activations import activation as _activation
 from .chainresult import ChainResult, empty_result
 from .chains import DENSE, INVARIANT, METHODS, WEIGHTS, chain_kernel, n_chunks, stats_kernel
+from .progress import make as _progress
 from .targets import resolve_target
 
 __all__ = ["simulate_chains"]
@@ -72,6 +73,7 @@ def simulate_chains(
     x0=None,
     keep_norms=False,
     batch_size=None,
+    progress=False,
 ) -> ChainResult:
     """Simulate ``n_chains`` random networks and collect statistics of ‖x_ℓ‖.
 
@@ -117,6 +119,8 @@ def simulate_chains(
         quantiles and arbitrary thresholds.
     batch_size : int, optional
         Chains per batch; results do not depend on it.
+    progress : bool or fastprop.progress.Progress
+        Show a progress bar over the batches on stderr (only on a terminal).
 
     Returns
     -------
@@ -189,43 +193,49 @@ def simulate_chains(
     tlog = np.log(thr)
     code = DENSE if resolved == "dense" else INVARIANT
     buf = np.empty((rec.size, batch))
+    bar = _progress(progress, n, "chains", "chains")
     done = 0
-    while done < n:
-        nb = min(batch, n - done)
-        out = buf[:, :nb] if nb == batch else np.empty((rec.size, nb))
-        run(
-            out,
-            slot,
-            first + done,
-            nb,
-            np.uint64(seed),
-            d,
-            L,
-            sw,
-            sb,
-            x0v,
-            code,
-            weights == "orthogonal",
-            tracked,
-            rms_norm,
-            pos_sq,
-            neg_sq,
-            n_chunks(nb, tgt),
-        )
-        update(
-            out,
-            nb,
-            tlog,
-            result.hist,
-            result.zeros,
-            result.n_inf,
-            result.n_nan,
-            result.above,
-            result.below,
-            result.sums,
-            result.sq_inf,
-        )
-        if keep_norms:
-            result.norms[:, done : done + nb] = out
-        done += nb
+    try:
+        while done < n:
+            nb = min(batch, n - done)
+            out = buf[:, :nb] if nb == batch else np.empty((rec.size, nb))
+            run(
+                out,
+                slot,
+                first + done,
+                nb,
+                np.uint64(seed),
+                d,
+                L,
+                sw,
+                sb,
+                x0v,
+                code,
+                weights == "orthogonal",
+                tracked,
+                rms_norm,
+                pos_sq,
+                neg_sq,
+                n_chunks(nb, tgt),
+            )
+            update(
+                out,
+                nb,
+                tlog,
+                result.hist,
+                result.zeros,
+                result.n_inf,
+                result.n_nan,
+                result.above,
+                result.below,
+                result.sums,
+                result.sq_inf,
+            )
+            if keep_norms:
+                result.norms[:, done : done + nb] = out
+            done += nb
+            bar.advance(nb)
+    finally:
+        if bar is not progress:
+            bar.close()
     return result

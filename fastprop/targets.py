@@ -23,6 +23,22 @@ def cuda_available() -> bool:
         return False
 
 
+def cuda_status():
+    """(usable, description) of the GPU for ``fastprop info``."""
+    try:
+        from numba import cuda
+    except ImportError:  # pragma: no cover
+        return False, "numba.cuda is not importable"
+    try:
+        if not cuda.is_available():
+            return False, "none usable (no CUDA driver or device found)"
+        dev = cuda.get_current_device()
+        name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
+    except Exception as exc:  # a broken driver must not break `fastprop info`
+        return False, f"none usable ({type(exc).__name__}: {exc})"
+    return False, f"{name} (visible; the cuda target is not built in this version)"
+
+
 def resolve_target(target) -> str:
     """Validate ``target`` and return the concrete target name ("cpu" or "parallel")."""
     if not isinstance(target, str):

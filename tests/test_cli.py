@@ -1,8 +1,11 @@
 """The console script, through a real subprocess."""
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,28 +23,157 @@ def run(*args, cwd=None):
     return subprocess.run([*CMD, *args], capture_output=True, text=True, cwd=cwd)
 
 
-def test_grid_writes_a_loadable_file(tmp_path):
-    out = tmp_path / "g.npz"
-    r = run("grid", "--sigma-w", "0.5:3:6", "--sigma-b", "0:1:4", "--out", str(out), "--target", "cpu")
+def assert_png(path):
+    """A readable PNG image with some content."""
+    import matplotlib.image as mpimg
+
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 200
+    assert img[..., :3].std() > 0.05  # not a blank canvas
+
+
+def test_grid_writes_a_loadable_file_and_the_phase_diagram(tmp_path):
+    r = run("grid", "--sigma-w", "0.5:3:6", "--sigma-b", "0:1:4", "--target", "cpu", "--seed", "7", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "6 x 4 grid" in r.stdout
-    g = fp.MeanFieldGrid.load(out)
+    assert r.stderr == ""  # no progress bar when stderr is not a terminal
+    g = fp.MeanFieldGrid.load(tmp_path / "fastprop_grid.npz")
     ref = fp.meanfield_grid("tanh", np.linspace(0.5, 3, 6), np.linspace(0, 1, 4), target="cpu")
-    np.testing.assert_array_equal(g.q_star, ref.q_star)
+    for k in ("q_star", "chi_1", "c_star", "chi_c", "xi_q", "xi_c", "status"):
+        np.testing.assert_array_equal(getattr(g, k), getattr(ref, k))
+    assert g.meta["seed"] == 7 and g.meta["fastprop_version"] == fp.__version__ and g.target == "cpu"
+    assert_png(tmp_path / "fastprop_grid.png")
 
 
-def test_edge_table_and_csv(tmp_path):
+def test_grid_netcdf_output(tmp_path):
+    out = tmp_path / "g.nc"
+    r = run("grid", "--activation", "relu", "--sigma-w", "1,1.5", "--sigma-b", "0,0.2", "--out", str(out), "--png=none")
+    assert r.returncode == 0, r.stderr
+    g = fp.MeanFieldGrid.load(out)
+    np.testing.assert_array_equal(g.q_star, fp.meanfield_grid("relu", [1, 1.5], [0, 0.2]).q_star)
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_edge_table_csv_and_png(tmp_path):
     out = tmp_path / "e.csv"
-    r = run("edge", "--activation", "relu", "tanh", "--sigma-b", "0,0.5", "--out", str(out))
+    png = tmp_path / "e.png"
+    r = run("edge", "--activation", "relu", "tanh", "--sigma-b", "0,0.5", "--out", str(out), "--png", str(png))
     assert r.returncode == 0, r.stderr
     lines = out.read_text().splitlines()
-    assert lines[0] == "sigma_b,relu,tanh"
-    assert float(lines[1].split(",")[1]) == pytest.approx(2**0.5, rel=1e-12)
+    assert lines[0].startswith("# fastprop") and lines[1] == "sigma_b,relu,tanh"
+    table = np.loadtxt(out, delimiter=",", skiprows=2)
+    assert table[0, 1] == pytest.approx(2**0.5, rel=1e-12)
+    assert table[1, 2] == pytest.approx(fp.edge_of_chaos("tanh", 0.5), rel=1e-14)
+    assert_png(png)
+
+
+TAIL_SMALL = ("--chains", "30000", "--target", "cpu")
+
+
+def test_tail_defaults_on_a_small_run(tmp_path):
+    r = run("tail", *TAIL_SMALL, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    res = fp.ChainResult.load(tmp_path / "fastprop_tail.npz")
+    ref = fp.simulate_chains(10, 100, 30000, layers=[1, 20, 100], thresholds=(0.01, 10.0), seed=0, target="cpu")
+    assert res.identical(ref)
+    assert res.meta["run"]["complete"] and res.meta["fastprop_version"] == fp.__version__
+    # the table: every layer and threshold, with the exact law of the linear Gaussian chain
+    law = fp.exact.chain_norm(10, 100)
+    row = next(line for line in r.stdout.splitlines() if line.split()[:2] == ["100", "||x||<0.01"])
+    assert float(row.split()[-1]) == pytest.approx(float(law.cdf(0.01)), rel=1e-3)
+    est = ref.tail_probability(0.01, "lower")
+    assert f"{est.hits:>11}/{est.n:<10}".strip() in row
+    assert_png(tmp_path / "fastprop_tail.png")
+
+
+def test_tail_netcdf_and_options(tmp_path):
+    out = tmp_path / "t.nc"
+    args = ("--width", "4", "--depth", "3", "7", "--activation", "tanh", "--sigma-w", "1.5", "--sigma-b", "0.1")
+    args = (*args, "--thresholds", "0.5", "2", "--seed", "11", "--chains", "5000")
+    r = run("tail", *args, "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    res = fp.ChainResult.load(out)
+    ref = fp.simulate_chains(4, 7, 5000, "tanh", 1.5, 0.1, layers=[3, 7], thresholds=(0.5, 2.0), seed=11)
+    assert res.identical(ref)
+    assert "exact" in r.stdout and "||x||>2" in r.stdout
+
+
+def _wait_for(path, proc, timeout=120.0):
+    t0 = time.monotonic()
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() - t0 > timeout:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_tail_resumes_to_the_identical_result(tmp_path, sig):
+    """A signal mid-run leaves a checkpoint of the finished blocks; --resume ends exactly
+    where an uninterrupted run ends."""
+    out = tmp_path / "run.npz"
+    n = 3 * 2**20
+    args = ("tail", "--width", "3", "--depth", "2", "5", "--method", "dense", "--chains", str(n), "--seed", "5")
+    args = (*args, "--target", "cpu", "--out", str(out), "--checkpoint-every", "0")
+    proc = subprocess.Popen([*CMD, *args], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert _wait_for(out, proc), "no checkpoint appeared"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    part = fp.ChainResult.load(out)
+    assert not part.meta["run"]["complete"] and 0 < part.n < n
+    r = run("tail", "--resume", str(out), "--png", "none", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    done = fp.ChainResult.load(out)
+    ref = fp.simulate_chains(3, 5, n, layers=[2, 5], method="dense", seed=5, target="parallel")
+    assert done.identical(ref) and done.meta["run"]["complete"]
+
+
+def test_target_rel_error_stops_at_the_first_block_that_reaches_it(tmp_path):
+    from fastprop.checkpoint import FIRST_BLOCK, block_size
+
+    out = tmp_path / "p.npz"
+    args = ("tail", "--depth", "20", "--target-rel-error", "0.25", "--tail", "lower:0.01", "--out", str(out))
+    r = run(*args, "--png", "none")
+    assert r.returncode == 0, r.stderr
+    assert "reached" in r.stdout and "NOT" not in r.stdout
+    res = fp.ChainResult.load(out)
+    assert res.tail_probability(0.01, "lower").rel_error <= 0.25
+    # the block boundary before the stop had not reached it
+    edges = [0]
+    while edges[-1] < res.n:
+        edges.append(edges[-1] + block_size(edges[-1]))
+    assert edges[-1] == res.n and res.n >= 2 * FIRST_BLOCK
+    prev = fp.simulate_chains(10, 20, edges[-2], thresholds=(0.01, 10.0), seed=0)
+    assert prev.tail_probability(0.01, "lower").rel_error > 0.25
+
+
+def test_target_rel_error_capped_by_max_chains(tmp_path):
+    out = tmp_path / "p.npz"
+    args = ("tail", "--depth", "5", "--target-rel-error", "0.01", "--max-chains", "70000")
+    r = run(*args, "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "NOT reached" in r.stdout
+    assert fp.ChainResult.load(out).n == 70000
 
 
 def test_info():
     r = run("info")
-    assert r.returncode == 0 and fp.__version__ in r.stdout and "parallel" in r.stdout
+    assert r.returncode == 0, r.stderr
+    for text in (fp.__version__, "parallel", "threads:", "GPU:", "numba ", "numba_cuda"):
+        assert text in r.stdout
+
+
+def test_help_for_every_subcommand():
+    for sub in ("grid", "edge", "tail", "info"):
+        r = run(sub, "--help")
+        assert r.returncode == 0 and "usage: fastprop " + sub in r.stdout
 
 
 @pytest.mark.parametrize(
@@ -50,12 +182,47 @@ def test_info():
         (("grid", "--sigma-w", "1:2"), "invalid axis"),
         (("grid", "--activation", "nope", "--sigma-w", "1:2:2", "--sigma-b", "0:1:2"), "unknown activation"),
         (("grid", "--target", "gpu", "--sigma-w", "1:2:2", "--sigma-b", "0:1:2"), "unknown target"),
+        (("grid", "--target", "cuda", "--sigma-w", "1:2:2", "--sigma-b", "0:1:2"), "cuda"),
         (("grid", "--sigma-w=-1:2:2", "--sigma-b", "0:1:2"), "sigma_w must be"),
         (("grid", "--out", "/nonexistent/dir/g.npz"), "cannot write"),
+        (("grid", "--png", "/nonexistent/dir/g.png"), "cannot write"),
+        (("edge", "--activation", "relu", "nope"), "unknown activation"),
+        (("tail", "--chains", "0"), "must be ≥ 1"),
+        (("tail", "--chains", "1.5"), "invalid count"),
+        (("tail", "--width", "10", "--sigma-w", "-1", "--chains", "10"), "sigma_w must be"),
+        (("tail", "--activation", "nope", "--chains", "10"), "unknown activation"),
+        (("tail", "--target-rel-error", "2"), "target_rel_error"),
+        (("tail", "--target-rel-error", "0.1", "--chains", "10"), "not both"),
+        (("tail", "--tail", "sideways:3"), "invalid tail"),
+        (("tail", "--resume", "/nonexistent/run.npz"), "no such file"),
+        (("tail", "--resume", "x.npz", "--width", "3"), "--width"),
+        (("tail", "--depth", "-1"), "≥ 0"),
         (("frobnicate",), "invalid choice"),
     ],
 )
-def test_bad_arguments_exit_2_with_one_line(args, text):
-    r = run(*args)
-    assert r.returncode == 2
+def test_bad_arguments_exit_2_with_one_line(args, text, tmp_path):
+    (tmp_path / "x.npz").write_bytes(b"")
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
     assert text in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("fastprop_*"))  # nothing written
+
+
+def test_resume_of_a_file_that_is_not_a_checkpoint(tmp_path):
+    g = tmp_path / "g.npz"
+    fp.meanfield_grid("relu", [1.0], [0.0]).save(g)
+    r = run("tail", "--resume", str(g), cwd=tmp_path)
+    assert r.returncode == 2 and "not a fastprop ChainResult file" in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_directory(tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o500)
+    try:
+        r = run("tail", "--chains", "10", "--out", str(d / "t.npz"), cwd=tmp_path)
+    finally:
+        d.chmod(0o700)
+    assert r.returncode == 2 and "cannot write" in r.stderr

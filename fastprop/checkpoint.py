@@ -1,0 +1,190 @@
+"""Long chain runs that survive interruption: blocks of chains, checkpoints, resume.
+
+A run simulates consecutive blocks of chain indices ``[done, done + size)`` and
+merges them (:meth:`ChainResult.merge` is exact), so after any number of blocks
+the merged result *is* the result of one call over ``[0, done)``. The block sizes
+depend only on ``done`` (:func:`block_size`), which makes the sequence of blocks,
+and hence the stopping point of a ``target_rel_error`` run, the same whether or
+not the run was interrupted and resumed.
+
+The checkpoint is the result file itself: a loadable :class:`ChainResult` of the
+finished blocks whose ``meta["run"]`` records the request (chains wanted,
+precision, tail) and ``complete``. It is written atomically every
+``checkpoint_every`` seconds, when the run is interrupted (Ctrl-C, SIGTERM) and
+at the end; a crash loses at most the blocks since the last write.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .chainresult import ChainResult
+from .progress import make as _progress
+from .simulate import simulate_chains
+
+__all__ = ["run_chains", "resume_chains", "block_size", "FIRST_BLOCK", "MAX_BLOCK"]
+
+FIRST_BLOCK = 1 << 16
+MAX_BLOCK = 1 << 20
+SIDES = ("upper", "lower")
+
+
+def block_size(done):
+    """Chains in the block that starts after ``done`` chains: doubling from 2¹⁶ to 2²⁰."""
+    return min(max(done, FIRST_BLOCK), MAX_BLOCK)
+
+
+def _request(n_chains, target_rel_error, tail, max_chains):
+    if (n_chains is None) == (target_rel_error is None):
+        raise ValueError("give exactly one of n_chains and target_rel_error")
+    if n_chains is not None:
+        if isinstance(n_chains, bool) or not isinstance(n_chains, int) or n_chains < 1:
+            raise ValueError(f"n_chains must be an int ≥ 1, got {n_chains!r}")
+    else:
+        e = float(target_rel_error)
+        if not 0.0 < e < 1.0:
+            raise ValueError(f"target_rel_error must be in (0, 1), got {target_rel_error!r}")
+        if isinstance(max_chains, bool) or not isinstance(max_chains, int) or max_chains < 1:
+            raise ValueError(f"max_chains must be an int ≥ 1, got {max_chains!r}")
+        target_rel_error = e
+    side, t = tail
+    if side not in SIDES:
+        raise ValueError(f"tail side must be 'upper' or 'lower', got {side!r}")
+    return {
+        "n_chains": n_chains,
+        "target_rel_error": target_rel_error,
+        "tail": [side, float(t)],
+        "max_chains": max_chains,
+        "complete": False,
+    }
+
+
+def _finished(result, run):
+    done = result.n if result is not None else 0
+    if run["n_chains"] is not None:
+        return done >= run["n_chains"]
+    if done >= run["max_chains"]:
+        return True
+    return result is not None and _tail(result, run).rel_error <= run["target_rel_error"]
+
+
+def _tail(result, run):
+    side, t = run["tail"]
+    return result.tail_probability(t, side=side, layer=-1)
+
+
+def _save(result, run, path):
+    result.meta["run"] = dict(run)
+    result.save(path)
+
+
+def run_chains(
+    path,
+    n_chains=None,
+    *,
+    target_rel_error=None,
+    tail=None,
+    max_chains=10**9,
+    checkpoint_every=30.0,
+    progress=False,
+    target="auto",
+    start=None,
+    **simulate_kwargs,
+):
+    """Simulate chains block by block into the result file ``path``; resumable.
+
+    Either ``n_chains`` chains, or — with ``target_rel_error=E`` — until the 95 %
+    Wilson interval of the tail probability ``tail = (side, t)`` at the deepest
+    recorded layer has half-width ≤ E·p (checked after every block), or
+    ``max_chains`` is reached; ``tail`` defaults to ("upper", largest threshold). ``simulate_kwargs`` are those of
+    :func:`fastprop.simulate_chains` (``t`` must be one of its ``thresholds``).
+
+    On KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it) the finished
+    blocks are written to ``path`` before the exception propagates; continue with
+    :func:`resume_chains`. The final result equals ``simulate_chains`` over the
+    same chains bit for bit, however often the run was interrupted.
+    """
+    thresholds = [float(v) for v in np.ravel(simulate_kwargs.get("thresholds", (0.01, 10.0)))]
+    if tail is None:
+        tail = ("upper", max(thresholds))
+    run = _request(n_chains, target_rel_error, tail, max_chains)
+    if "n_chains" in simulate_kwargs or "first_chain" in simulate_kwargs:
+        raise TypeError("run_chains sets n_chains and first_chain itself")
+    if start is not None:
+        if not isinstance(start, ChainResult):
+            raise TypeError("start must be a ChainResult")
+        if start.chain_ranges != [(0, start.n)]:
+            raise ValueError("a run can only continue a result over the chains [0, n)")
+    if run["tail"][1] not in thresholds:
+        raise ValueError(f"the tail threshold {run['tail'][1]!r} must be one of the thresholds")
+    return _continue(path, run, start, simulate_kwargs, checkpoint_every, progress, target)
+
+
+def resume_chains(path, *, checkpoint_every=30.0, progress=False, target="auto", out=None):
+    """Continue the run checkpointed in ``path`` (written by :func:`run_chains`) to its end.
+
+    Every parameter comes from the file; the result is written back to ``path``
+    (or ``out``) and returned. A complete run is returned as it is.
+    """
+    result = ChainResult.load(path)
+    run = result.meta.get("run")
+    if not isinstance(run, dict) or "complete" not in run:
+        raise ValueError(f"{path!s} is not a checkpoint of a fastprop chain run (no run record)")
+    p = result.params
+    kwargs = {
+        "width": p["width"],
+        "depth": p["depth"],
+        "activation": p["activation"],
+        "sigma_w": p["sigma_w"],
+        "sigma_b": p["sigma_b"],
+        "weights": p["weights"],
+        "method": p["method"],
+        "rms_norm": p["rms_norm"],
+        "seed": p["seed"],
+        "x0": p["x0"],
+        "keep_norms": p["keep_norms"],
+        "layers": [int(v) for v in result.layers],
+        "thresholds": [float(v) for v in result.thresholds],
+    }
+    run = dict(run, complete=False)
+    return _continue(out or path, run, result, kwargs, checkpoint_every, progress, target)
+
+
+def _continue(path, run, result, kwargs, checkpoint_every, progress, target):
+    total = run["n_chains"] if run["n_chains"] is not None else run["max_chains"]
+    bar = _progress(progress, total, "chains", "chains")
+    if result is not None:
+        bar.advance(result.n)
+    last_save = time.monotonic()
+    try:
+        while not _finished(result, run):
+            done = result.n if result is not None else 0
+            size = min(block_size(done), total - done)
+            block = simulate_chains(n_chains=size, first_chain=done, target=target, **kwargs)
+            result = block if result is None else result.merge(block)
+            result.meta["target"] = block.meta["target"]
+            note = None
+            if run["target_rel_error"] is not None:
+                est = _tail(result, run)
+                note = f"rel. error {_pct(est.rel_error)} (goal {_pct(run['target_rel_error'])})"
+            bar.advance(size, note)
+            if time.monotonic() - last_save >= checkpoint_every:
+                _save(result, run, path)
+                last_save = time.monotonic()
+    except KeyboardInterrupt:
+        if result is not None:
+            _save(result, run, path)
+        raise
+    finally:
+        if bar is not progress:
+            bar.close()
+    run["complete"] = True
+    _save(result, run, path)
+    return result
+
+
+def _pct(x):
+    return "inf" if not math.isfinite(x) else f"{x:.1%}"

@@ -1,0 +1,165 @@
+"""Figures: the mean-field phase diagram, edge-of-chaos curves and ‖x_ℓ‖ histograms.
+
+Each function returns a matplotlib ``Figure`` and, given ``path``, also writes it
+(PNG, atomically). They draw results only; nothing here computes mean-field
+quantities or simulates. Needs matplotlib (a dependency of fastprop); the
+non-interactive Agg backend is used, so no display is required.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from ._io import atomic_write
+
+__all__ = ["phase_diagram", "edge_curves", "tail_histograms"]
+
+
+def _figure(nrows, ncols, size):
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot state, no display
+
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def save_png(fig, path, dpi=110):
+    """Write ``fig`` to ``path`` as PNG, atomically; returns the path."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def phase_diagram(grid, edge=None, path=None):
+    """The order-to-chaos phase diagram of a :class:`fastprop.MeanFieldGrid`.
+
+    Six panels over (σ_w, σ_b): q*, χ_1, c*, ξ_q and ξ_c, each with the χ_1 = 1
+    contour (Poole et al. 2016, Fig. 2; Pennington et al. 2017, Fig. 1), and,
+    when ``edge = (sigma_b, sigma_w_edge, q_on_edge)`` is given, the edge of chaos
+    σ_w(σ_b) with q* along it.
+    """
+    sw, sb = grid.sigma_w, grid.sigma_b
+    fig, ax = _figure(2, 3, (14, 8))
+    fig.suptitle(f"{grid.activation}: mean-field phase diagram ({grid.shape[0]} × {grid.shape[1]} grid)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        panels = [
+            ("q* (white: q* = 0)", np.log10(grid.q_star), "log10 q*", "viridis", None),
+            ("χ_1", grid.chi_1, "χ_1", "RdBu_r", "centre"),
+            ("c*", grid.c_star, "c*", "magma", None),
+            ("ξ_q", np.log10(grid.xi_q), "log10 ξ_q (layers)", "cividis", None),
+            ("ξ_c", np.log10(grid.xi_c), "log10 ξ_c (layers)", "cividis", None),
+        ]
+    two_d = sw.size > 1 and sb.size > 1
+    for k, (title, z, label, cmap, norm) in enumerate(panels):
+        a = ax.flat[k]
+        a.set_title(title)
+        a.set_xlabel("σ_w")
+        a.set_ylabel("σ_b")
+        if not two_d:
+            a.text(0.5, 0.5, "needs ≥ 2 points on each axis", ha="center", va="center", transform=a.transAxes)
+            continue
+        zz = np.ma.masked_invalid(z.T)
+        kw = {}
+        if norm == "centre":
+            from matplotlib.colors import TwoSlopeNorm
+
+            finite = grid.chi_1[np.isfinite(grid.chi_1)]
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 2.0)
+            kw["norm"] = TwoSlopeNorm(vcenter=1.0, vmin=min(lo, 0.999), vmax=max(hi, 1.001))
+        mesh = a.pcolormesh(sw, sb, zz, cmap=cmap, shading="nearest", **kw)
+        fig.colorbar(mesh, ax=a, label=label)
+        if np.nanmin(grid.chi_1) < 1 < np.nanmax(grid.chi_1):
+            a.contour(sw, sb, grid.chi_1.T, levels=[1.0], colors="k", linewidths=1.2, linestyles="--")
+    a = ax.flat[5]
+    a.set_title("edge of chaos (χ_1 = 1)")
+    if edge is not None:
+        esb, esw, eq = (np.asarray(v, float) for v in edge)
+        a.plot(esb, esw, "k-", label="σ_w on the edge")
+        a.set_xlabel("σ_b")
+        a.set_ylabel("σ_w")
+        b = a.twinx()
+        b.plot(esb, eq, "C1-", label="q* on the edge")
+        b.set_ylabel("q* on the edge", color="C1")
+        a.legend(loc="upper left")
+    else:
+        a.text(0.5, 0.5, "edge not computed", ha="center", va="center", transform=a.transAxes)
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def edge_curves(sigma_b, curves, path=None):
+    """σ_w(σ_b) on the edge of chaos for several activations: ``curves`` maps name → σ_w."""
+    fig, ax = _figure(1, 1, (6.5, 4.5))
+    a = ax[0, 0]
+    for name, sw in curves.items():
+        a.plot(sigma_b, sw, marker="o", ms=3, label=name)
+    a.set_xlabel("σ_b")
+    a.set_ylabel("σ_w with χ_1 = 1")
+    a.set_title("edge of chaos: ordered below each curve, chaotic above")
+    a.grid(alpha=0.3)
+    a.legend()
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def _rebin(counts, edges, factor):
+    n = counts.size // factor * factor
+    return counts[:n].reshape(-1, factor).sum(axis=1), edges[: n + 1 : factor]
+
+
+def tail_histograms(result, laws=None, path=None, bins_per_decade=10):
+    """Histograms of ‖x_ℓ‖ (log axis) at every recorded layer of a :class:`fastprop.ChainResult`.
+
+    Each panel shows the fraction of chains per bin of log10‖x_ℓ‖, the declared
+    thresholds with their tail probabilities and 95 % intervals, and — where
+    ``laws`` maps a layer to an exact law (:func:`fastprop.exact.chain_norm`) —
+    the exact bin probabilities. Reproduces the width-10 linear-network figure of
+    the source notes (depths 1, 20, 100).
+    """
+    from .chains import BINS_PER_DECADE
+
+    if BINS_PER_DECADE % bins_per_decade:
+        raise ValueError(f"bins_per_decade must divide {BINS_PER_DECADE}, got {bins_per_decade}")
+    layers = [int(v) for v in result.layers]
+    fig, ax = _figure(1, len(layers), (4.6 * len(layers), 4.2))
+    p = result.params
+    fig.suptitle(
+        f"‖x_ℓ‖ over {result.n:,} random networks: width {p['width']}, {p['activation']}, "
+        f"{p['weights']} weights, σ_w = {p['sigma_w']:g}, σ_b = {p['sigma_b']:g}"
+    )
+    for a, layer in zip(ax.flat, layers, strict=True):
+        counts, edges = result.histogram(layer=layer)
+        counts, edges = _rebin(counts, edges, BINS_PER_DECADE // bins_per_decade)
+        frac = counts / result.n
+        a.stairs(frac, 10.0**edges, fill=True, alpha=0.55, label="simulated")
+        law = (laws or {}).get(layer)
+        if law is not None and counts.size:
+            exact = np.diff(law.cdf(10.0**edges))
+            a.stairs(exact, 10.0**edges, color="k", lw=1, label="exact law")
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xlabel(f"‖x_{layer}‖")
+        a.set_ylabel("fraction of networks per bin")
+        a.set_title(f"depth ℓ = {layer}")
+        lines = []
+        for t in result.thresholds:
+            a.axvline(t, color="C3", lw=0.8, ls=":")
+            up = result.tail_probability(t, "upper", layer=layer)
+            lo = result.tail_probability(t, "lower", layer=layer)
+            lines.append(f"P(>{t:g}) = {_fmt(up)}")
+            lines.append(f"P(<{t:g}) = {_fmt(lo)}")
+        a.text(0.02, 0.98, "\n".join(lines), transform=a.transAxes, va="top", fontsize=8, family="monospace")
+        a.legend(loc="upper right", fontsize=8)
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def _fmt(t):
+    if t.hits == 0:
+        return f"0 (< {t.ci_high:.2g})"
+    return f"{t.p:.4g} ±{100 * t.rel_error:.2g}%"
