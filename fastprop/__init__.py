@@ -6,7 +6,7 @@ Mean field (infinite width): :func:`length_map`, :func:`correlation_map`,
 al. 2017; see ``DESIGN.md`` and the module docs of :mod:`fastprop.meanfield`.
 """
 
-from . import exact
+from . import checkpoint, distributed, exact, plot
 from ._version import __version__
 from .activations import ACTIVATIONS, Activation, activation, register_activation
 from .chainresult import ChainResult, TailEstimate
@@ -32,5 +32,8 @@ __all__ = [
     "ChainResult",
     "TailEstimate",
     "exact",
+    "checkpoint",
+    "distributed",
+    "plot",
     "TARGETS",
 ]

@@ -51,10 +51,3 @@ def positive_int(value, name, *, low=1):
     if value < low:
         raise ValueError(f"{name} must be ≥ {low}, got {value}")
     return int(value)
-
-
-def no_client(client):
-    if client is not None:
-        raise ValueError(
-            "client= (Dask distributed execution) is not available in this version of fastprop; pass client=None"
-        )

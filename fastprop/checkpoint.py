@@ -3,7 +3,8 @@
 A run simulates consecutive blocks of chain indices ``[done, done + size)`` and
 merges them (:meth:`ChainResult.merge` is exact), so after any number of blocks
 the merged result *is* the result of one call over ``[0, done)``. The block sizes
-depend only on ``done`` (:func:`block_size`), which makes the sequence of blocks,
+depend only on ``done`` and the run's recorded cap (:func:`block_size`), which makes
+the sequence of blocks,
 and hence the stopping point of a ``target_rel_error`` run, the same whether or
 not the run was interrupted and resumed.
 
@@ -32,9 +33,10 @@ MAX_BLOCK = 1 << 20
 SIDES = ("upper", "lower")
 
 
-def block_size(done):
-    """Chains in the block that starts after ``done`` chains: doubling from 2¹⁶ to 2²⁰."""
-    return min(max(done, FIRST_BLOCK), MAX_BLOCK)
+def block_size(done, max_block=MAX_BLOCK):
+    """Chains in the block that starts after ``done`` chains: doubling from 2¹⁶ up to
+    ``max_block`` (2²⁰ locally; on a Dask cluster enough for all its threads)."""
+    return min(max(done, FIRST_BLOCK), max_block)
 
 
 def _request(n_chains, target_rel_error, tail, max_chains):
@@ -58,6 +60,7 @@ def _request(n_chains, target_rel_error, tail, max_chains):
         "target_rel_error": target_rel_error,
         "tail": [side, float(t)],
         "max_chains": max_chains,
+        "max_block": MAX_BLOCK,
         "complete": False,
     }
 
@@ -99,8 +102,10 @@ def run_chains(
     Either ``n_chains`` chains, or — with ``target_rel_error=E`` — until the 95 %
     Wilson interval of the tail probability ``tail = (side, t)`` at the deepest
     recorded layer has half-width ≤ E·p (checked after every block), or
-    ``max_chains`` is reached; ``tail`` defaults to ("upper", largest threshold). ``simulate_kwargs`` are those of
-    :func:`fastprop.simulate_chains` (``t`` must be one of its ``thresholds``).
+    ``max_chains`` is reached; ``tail`` defaults to ("upper", largest threshold).
+    ``simulate_kwargs`` are those of :func:`fastprop.simulate_chains` (``t`` must
+    be one of its ``thresholds``); with ``client=`` every block runs on the Dask
+    cluster, in blocks large enough to keep its threads busy.
 
     On KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it) the finished
     blocks are written to ``path`` before the exception propagates; continue with
@@ -120,14 +125,15 @@ def run_chains(
             raise ValueError("a run can only continue a result over the chains [0, n)")
     if run["tail"][1] not in thresholds:
         raise ValueError(f"the tail threshold {run['tail'][1]!r} must be one of the thresholds")
-    return _continue(path, run, start, simulate_kwargs, checkpoint_every, progress, target)
+    return _continue(path, run, start, simulate_kwargs, checkpoint_every, progress, target, fresh=True)
 
 
-def resume_chains(path, *, checkpoint_every=30.0, progress=False, target="auto", out=None):
+def resume_chains(path, *, checkpoint_every=30.0, progress=False, target="auto", out=None, client=None):
     """Continue the run checkpointed in ``path`` (written by :func:`run_chains`) to its end.
 
     Every parameter comes from the file; the result is written back to ``path``
-    (or ``out``) and returned. A complete run is returned as it is.
+    (or ``out``) and returned. A complete run is returned as it is. ``target``
+    and ``client`` (Dask) may differ from the first run's: results do not depend on them.
     """
     result = ChainResult.load(path)
     run = result.meta.get("run")
@@ -148,12 +154,25 @@ def resume_chains(path, *, checkpoint_every=30.0, progress=False, target="auto",
         "keep_norms": p["keep_norms"],
         "layers": [int(v) for v in result.layers],
         "thresholds": [float(v) for v in result.thresholds],
+        "client": client,
     }
     run = dict(run, complete=False)
     return _continue(out or path, run, result, kwargs, checkpoint_every, progress, target)
 
 
-def _continue(path, run, result, kwargs, checkpoint_every, progress, target):
+def _continue(path, run, result, kwargs, checkpoint_every, progress, target, fresh=False):
+    client = kwargs.get("client")
+    if client is None:
+        return _blocks(path, run, result, kwargs, checkpoint_every, progress, target)
+    from .distributed import TASKS_PER_THREAD, connect
+
+    with connect(client) as cl:  # one connection for the whole run
+        if fresh:  # blocks large enough to keep the cluster busy; recorded, so a resume keeps them
+            run["max_block"] = max(MAX_BLOCK, FIRST_BLOCK * TASKS_PER_THREAD * sum(cl.nthreads().values()))
+        return _blocks(path, run, result, dict(kwargs, client=cl), checkpoint_every, progress, target)
+
+
+def _blocks(path, run, result, kwargs, checkpoint_every, progress, target):
     total = run["n_chains"] if run["n_chains"] is not None else run["max_chains"]
     bar = _progress(progress, total, "chains", "chains")
     if result is not None:
@@ -162,7 +181,7 @@ def _continue(path, run, result, kwargs, checkpoint_every, progress, target):
     try:
         while not _finished(result, run):
             done = result.n if result is not None else 0
-            size = min(block_size(done), total - done)
+            size = min(block_size(done, run.get("max_block", MAX_BLOCK)), total - done)
             block = simulate_chains(n_chains=size, first_chain=done, target=target, **kwargs)
             result = block if result is None else result.merge(block)
             result.meta["target"] = block.meta["target"]

@@ -92,6 +92,9 @@ def _common(p, out, png, seed=True):
     p.add_argument("--out", default=out, help=f"result file, .npz or .nc (netCDF) (default: {out})")
     p.add_argument("--png", default=png, help=f"figure file, or 'none' (default: {png})")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS", default=None, help="run on a Dask cluster, e.g. tcp://host:8786 (needs dask)"
+    )
 
 
 def _parser():
@@ -193,7 +196,9 @@ def _grid(args):
     from fastprop import plot
 
     t0 = time.perf_counter()
-    g = fp.meanfield_grid(args.activation, args.sigma_w, args.sigma_b, target=args.target, progress=not args.quiet)
+    g = fp.meanfield_grid(
+        args.activation, args.sigma_w, args.sigma_b, target=args.target, progress=not args.quiet, client=args.client
+    )
     dt = time.perf_counter() - t0
     g.meta["seed"] = args.seed
     g.meta["command"] = "fastprop grid"
@@ -223,13 +228,16 @@ def _edge(args):
     from fastprop._io import atomic_write
 
     header = ["sigma_b"] + list(args.activation)
-    cols = [fp.edge_of_chaos(a, args.sigma_b, target=args.target) for a in args.activation]
+    cols = [fp.edge_of_chaos(a, args.sigma_b, target=args.target, client=args.client) for a in args.activation]
     rows = [[sb] + [c[i] for c in cols] for i, sb in enumerate(args.sigma_b)]
     print("  ".join(f"{h:>12s}" for h in header))
     for r in rows:
         print("  ".join(f"{v:12.8f}" for v in r))
     if args.out:
-        comment = f"# fastprop {fp.__version__} edge of chaos (chi_1 = 1): sigma_w per sigma_b; target {args.target}"
+        comment = (
+            f"# fastprop {fp.__version__} edge of chaos (chi_1 = 1): sigma_w per sigma_b; "
+            f"target {args.target}, seed {args.seed}"
+        )
         body = "\n".join(",".join(repr(float(v)) for v in r) for r in rows)
         atomic_write(args.out, f"{comment}\n{','.join(header)}\n{body}\n".encode())
         print(f"wrote {args.out}")
@@ -331,7 +339,7 @@ def _tail(args):
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.resume:
-            r = checkpoint.resume_chains(args.resume, out=out, **common)
+            r = checkpoint.resume_chains(args.resume, out=out, client=args.client, **common)
         else:
             kwargs, run, tail = req
             r = checkpoint.run_chains(
@@ -340,6 +348,7 @@ def _tail(args):
                 target_rel_error=run.get("target_rel_error"),
                 max_chains=run.get("max_chains", 10**9),
                 tail=tail,
+                client=args.client,
                 **kwargs,
                 **common,
             )
@@ -410,13 +419,16 @@ def main(argv=None):
         return int(exc.code or 0)
     try:
         if args.command != "info":
-            from fastprop.targets import resolve_target
+            from fastprop.targets import check_target, resolve_target
 
-            resolve_target(args.target)
+            resolve_target(args.target) if args.scheduler is None else check_target(args.target)
             _writable(args.out, "--out")
             _writable(_png(args), "--png")
-        rc = {"grid": _grid, "edge": _edge, "tail": _tail, "info": _info}[args.command](args)
-    except (_ArgError, ValueError, TypeError, ImportError) as exc:
+        from fastprop.distributed import connect
+
+        with connect(getattr(args, "scheduler", None)) as args.client:
+            rc = {"grid": _grid, "edge": _edge, "tail": _tail, "info": _info}[args.command](args)
+    except (_ArgError, ValueError, TypeError, ImportError, ConnectionError) as exc:
         print(f"fastprop {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

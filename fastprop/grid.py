@@ -13,12 +13,12 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from . import _io, _validate
+from . import _io, _validate, distributed
 from ._version import __version__
 from .activations import activation as _activation
 from .meanfield import Status, kernels
 from .progress import make as _progress
-from .targets import resolve_target
+from .targets import check_target, resolve_target
 
 __all__ = ["MeanFieldGrid", "meanfield_grid", "edge_of_chaos"]
 
@@ -123,8 +123,10 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, 
         The axes: weight and bias standard deviations (σ ≥ 0, finite).
     target : {"auto", "cpu", "parallel"}
         "auto" runs on all CPU threads ("parallel").
-    client : None
-        Reserved for Dask execution.
+    client : dask.distributed.Client or str, optional
+        Run the grid in tiles of σ_w rows on a Dask cluster (a client, or a
+        scheduler address); the values are bitwise those of a local run
+        (:mod:`fastprop.distributed`). ``target`` is then resolved on each worker.
     progress : bool or fastprop.progress.Progress
         Show a progress bar on stderr (only when it is a terminal). The grid is
         then computed in slices; the values do not change.
@@ -145,8 +147,13 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, 
     act = _activation(activation)
     sw = _validate.axis(sigma_w, "sigma_w")
     sb = _validate.axis(sigma_b, "sigma_b")
+    meta = {"fastprop_version": __version__, "method": act.method_note}
+    check_target(target)
+    if client is not None:
+        with distributed.connect(client) as cl:
+            out, tgt = distributed.grid(act, sw, sb, target, cl, progress)
+        return MeanFieldGrid(sw.copy(), sb.copy(), *out, activation=act.name, target=tgt, meta=meta)
     tgt = resolve_target(target)
-    _validate.no_client(client)
     k = kernels(act, tgt)
     shape = (sw.size, sb.size)
     out = [np.empty(shape) for _ in range(7)] + [np.empty(shape, dtype=np.int8)]
@@ -160,14 +167,7 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, 
     finally:
         if bar is not progress:
             bar.close()
-    return MeanFieldGrid(
-        sw.copy(),
-        sb.copy(),
-        *out,
-        activation=act.name,
-        target=tgt,
-        meta={"fastprop_version": __version__, "method": act.method_note},
-    )
+    return MeanFieldGrid(sw.copy(), sb.copy(), *out, activation=act.name, target=tgt, meta=meta)
 
 
 def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0), full_output=False, client=None):
@@ -180,6 +180,9 @@ def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0
     σ_b > 0), χ_1 there is its q → ∞ limit, which is continuous; such edges are
     flagged ``Q_INFINITE``. Where no crossing exists in the range the value is
     NaN and the status ``NO_EDGE``.
+
+    ``client`` (a Dask client or scheduler address) runs slices of ``sigma_b``
+    on a cluster, with bitwise the local values.
 
     Returns an array like ``sigma_b`` (a float for a scalar), or with
     ``full_output=True`` a pair ``(sigma_w, status)``.
@@ -194,12 +197,15 @@ def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0
     rng = _validate.real_array(sigma_w_range, "sigma_w_range", low=0.0, low_open=True)
     if rng.shape != (2,) or not rng[0] < rng[1]:
         raise ValueError(f"sigma_w_range must be (low, high) with 0 < low < high, got {tuple(rng.reshape(-1))}")
-    tgt = resolve_target(target)
-    _validate.no_client(client)
-    k = kernels(act, tgt)
-    out = np.empty(sb.size)
-    status = np.empty(sb.size, dtype=np.int8)
-    k.edge_driver(np.ascontiguousarray(sb), float(rng[0]), float(rng[1]), 64, out, status)
+    check_target(target)
+    if client is not None:
+        with distributed.connect(client) as cl:
+            out, status = distributed.edge(act, sb, target, (float(rng[0]), float(rng[1])), cl)
+    else:
+        k = kernels(act, resolve_target(target))
+        out = np.empty(sb.size)
+        status = np.empty(sb.size, dtype=np.int8)
+        k.edge_driver(np.ascontiguousarray(sb), float(rng[0]), float(rng[1]), 64, out, status)
     shape = np.shape(sigma_b)
     out, status = out.reshape(shape), status.reshape(shape)
     if scalar:

@@ -7,13 +7,13 @@ import numbers
 
 import numpy as np
 
-from . import _validate
+from . import _validate, distributed
 from ._version import __version__
 from .activations import activation as _activation
 from .chainresult import ChainResult, empty_result
 from .chains import DENSE, INVARIANT, METHODS, WEIGHTS, chain_kernel, n_chunks, stats_kernel
 from .progress import make as _progress
-from .targets import resolve_target
+from .targets import check_target, resolve_target
 
 __all__ = ["simulate_chains"]
 
@@ -106,8 +106,10 @@ def simulate_chains(
         Index of the first chain; disjoint ranges merge exactly (``ChainResult.merge``).
     target : {"auto", "cpu", "parallel"}
         Results do not depend on it.
-    client : None
-        Reserved for Dask execution.
+    client : dask.distributed.Client or str, optional
+        Run consecutive ranges of chains on a Dask cluster (a client or a
+        scheduler address) and merge them; bitwise the local result
+        (:mod:`fastprop.distributed`). ``target`` is resolved on each worker.
     rms_norm : bool
         Apply x ← x/‖x‖_rms after every layer; the recorded norm is the one
         before normalisation.
@@ -152,8 +154,8 @@ def simulate_chains(
         raise TypeError(f"keep_norms must be a bool, got {type(keep_norms).__name__}")
     rec = _layers(layers, L)
     thr = _thresholds(thresholds)
-    tgt = resolve_target(target)
-    _validate.no_client(client)
+    check_target(target)
+    tgt = resolve_target(target) if client is None else target
     if x0 is None:
         x0v = np.full(d, 1.0 / math.sqrt(d))
     else:
@@ -161,6 +163,25 @@ def simulate_chains(
         if x0v.shape != (d,):
             raise ValueError(f"x0 must have shape (width,) = ({d},), got {x0v.shape}")
         x0v = np.ascontiguousarray(x0v)
+    if client is not None:
+        kwargs = {
+            "width": d,
+            "depth": L,
+            "activation": act,
+            "sigma_w": sw,
+            "sigma_b": sb,
+            "weights": weights,
+            "method": method,
+            "layers": rec.tolist(),
+            "thresholds": thr.tolist(),
+            "seed": seed,
+            "rms_norm": rms_norm,
+            "x0": x0,
+            "keep_norms": keep_norms,
+            "batch_size": batch_size,
+        }
+        with distributed.connect(client) as cl:
+            return distributed.chains(kwargs, first, n, target, cl, progress)
     if batch_size is None:
         batch = min(n, MAX_BATCH, max(1024, (1 << 22) // rec.size))
     else:

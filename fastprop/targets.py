@@ -39,12 +39,18 @@ def cuda_status():
     return False, f"{name} (visible; the cuda target is not built in this version)"
 
 
-def resolve_target(target) -> str:
-    """Validate ``target`` and return the concrete target name ("cpu" or "parallel")."""
+def check_target(target) -> str:
+    """Validate the name ``target`` (one of :data:`TARGETS`) without resolving it."""
     if not isinstance(target, str):
         raise TypeError(f"target must be a str, one of {TARGETS}; got {type(target).__name__}")
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    return target
+
+
+def resolve_target(target) -> str:
+    """Validate ``target`` and return the concrete target name ("cpu" or "parallel")."""
+    check_target(target)
     if target == "auto":
         return "parallel"
     if target == "cuda":

@@ -95,7 +95,7 @@ def test_to_xarray():
         (dict(target="gpu"), ValueError, "unknown target 'gpu'"),
         (dict(target="cuda"), ValueError, "cuda"),
         (dict(target=1), TypeError, "target must be a str"),
-        (dict(client=object()), ValueError, "client="),
+        (dict(client=object()), TypeError, "client must be"),
         (dict(activation="nope"), ValueError, "unknown activation"),
     ],
 )

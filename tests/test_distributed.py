@@ -1,0 +1,145 @@
+"""Dask execution: a LocalCluster of 2 worker processes gives exactly the local results."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import fastprop as fp
+from fastprop.progress import Progress
+
+distributed = pytest.importorskip("distributed")
+
+GRID_FIELDS = ("q_star", "chi_1", "c_star", "chi_c", "chi_q", "xi_q", "xi_c", "status")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        env={"NUMBA_NUM_THREADS": "1"},
+    )
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def test_grid_equals_the_local_grid(client):
+    sw, sb = np.linspace(0.2, 4, 37), np.linspace(0, 2, 9)
+    g = fp.meanfield_grid("tanh", sw, sb, client=client, target="auto")
+    ref = fp.meanfield_grid("tanh", sw, sb, target="cpu")
+    for k in GRID_FIELDS:
+        np.testing.assert_array_equal(getattr(g, k), getattr(ref, k))
+    assert g.meta == ref.meta and g.target == "parallel"
+
+
+def test_edge_equals_the_local_edge(client):
+    sb = np.linspace(0, 2, 21)
+    np.testing.assert_array_equal(fp.edge_of_chaos("erf", sb, client=client), fp.edge_of_chaos("erf", sb))
+
+
+def test_registered_activation_travels_to_the_workers(client):
+    import math
+
+    fp.register_activation(
+        "dist_tanh",
+        math.tanh,
+        lambda h: 1 - math.tanh(h) ** 2,
+        lambda h: -2 * math.tanh(h) * (1 - math.tanh(h) ** 2),
+        overwrite=True,
+    )
+    g = fp.meanfield_grid("dist_tanh", [1.5, 2.5], [0.0, 0.5], client=client)
+    np.testing.assert_array_equal(g.q_star, fp.meanfield_grid("dist_tanh", [1.5, 2.5], [0.0, 0.5]).q_star)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"width": 10, "depth": 20, "layers": [5, 20]},
+        {"width": 6, "depth": 8, "activation": "tanh", "sigma_w": 1.3, "sigma_b": 0.2, "method": "dense"},
+        {"width": 5, "depth": 4, "activation": "relu", "sigma_w": 2**0.5, "keep_norms": True},
+    ],
+)
+def test_chains_equal_the_local_run(client, kwargs):
+    n = 200_003
+    r = fp.simulate_chains(n_chains=n, first_chain=17, seed=4, client=client, **kwargs)
+    ref = fp.simulate_chains(n_chains=n, first_chain=17, seed=4, target="cpu", **kwargs)
+    assert r.identical(ref)
+    assert len(client.nthreads()) == 2
+
+
+def test_cli_scheduler_option(client, tmp_path):
+    from fastprop.cli import main
+
+    out = tmp_path / "t.npz"
+    address = client.scheduler.address
+    args = ["tail", "--chains", "150000", "--depth", "3", "9", "--scheduler", address]
+    rc = main([*args, "--out", str(out), "--png=none", "--quiet"])
+    assert rc == 0
+    ref = fp.simulate_chains(10, 9, 150000, layers=[3, 9], target="cpu")
+    assert fp.ChainResult.load(out).identical(ref)
+
+
+class _KillAWorker(Progress):
+    """After the first finished task, SIGKILL the process of a worker that is busy."""
+
+    def __init__(self, client, total):
+        super().__init__(total, enabled=False)
+        self.client = client
+        self.killed = None
+
+    def advance(self, n, note=None):
+        super().advance(n, note)
+        if self.killed is None:
+            busy = {w: keys for w, keys in self.client.processing().items() if keys}
+            self.killed = max(busy, key=lambda w: len(busy[w])) if busy else ""
+            if self.killed:
+                pid = self.client.run(os.getpid, workers=[self.killed])[self.killed]
+                os.kill(pid, signal.SIGKILL)  # the nanny starts a fresh worker process
+
+
+def test_a_worker_lost_mid_run_neither_loses_nor_double_counts(client):
+    kwargs = {"width": 10, "depth": 30, "layers": [10, 30], "method": "dense", "seed": 8}
+    n = 2**19
+    fp.simulate_chains(n_chains=1000, client=client, **kwargs)  # compile on both workers
+    bar = _KillAWorker(client, n)
+    r = fp.simulate_chains(n_chains=n, client=client, progress=bar, **kwargs)
+    assert bar.killed, "no task was running when the first one finished"
+    assert r.identical(fp.simulate_chains(n_chains=n, target="cpu", **kwargs))
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_a_cancelled_run_raises_cleanly(client):
+    class _Restart(Progress):
+        def advance(self, n, note=None):
+            client.restart()
+
+    with pytest.raises(fp.distributed.Cancelled, match="cancelled"):
+        fp.simulate_chains(10, 30, 2**19, method="dense", client=client, progress=_Restart(1, enabled=False))
+    client.wait_for_workers(2, timeout=60)
+    # the client is still usable afterwards
+    assert fp.simulate_chains(3, 2, 1000, client=client).identical(fp.simulate_chains(3, 2, 1000))
+
+
+def test_bad_client_arguments():
+    with pytest.raises(ConnectionError, match="cannot connect to the Dask scheduler"):
+        fp.distributed.resolve_client("tcp://127.0.0.1:1", timeout=2)
+    with pytest.raises(TypeError, match="client must be"):
+        fp.meanfield_grid("relu", [1.0], [0.0], client=42)
+    with pytest.raises(ValueError, match="unknown target"):
+        fp.simulate_chains(3, 2, 10, client="tcp://127.0.0.1:1", target="gpu")
+
+
+def test_cli_bad_scheduler_address(tmp_path, capsys):
+    from fastprop.cli import main
+
+    args = ["grid", "--sigma-w", "1,2", "--sigma-b", "0", "--scheduler", "tcp://127.0.0.1:1"]
+    rc = main([*args, "--out", str(tmp_path / "g.npz")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot connect to the Dask scheduler" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "g.npz").exists()
