@@ -103,3 +103,11 @@ def test_grid_bad_input(kwargs, exc, match):
     args = dict(activation="tanh", sigma_w=[1.0], sigma_b=[0.0], target="cpu") | kwargs
     with pytest.raises(exc, match=match):
         fp.meanfield_grid(**args)
+
+
+def test_client_without_dask_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if dask were not installed
+    with pytest.raises(ImportError, match=r"pip install 'fastprop\[dask\]'"):
+        fp.meanfield_grid("relu", [1.0], [0.0], client="tcp://127.0.0.1:8786")
+    with pytest.raises(ImportError, match="fastprop"):
+        fp.simulate_chains(3, 2, 10, client="tcp://127.0.0.1:8786")
