@@ -83,13 +83,13 @@ def _tail_spec(text):
     return side, value
 
 
-def _common(p, out, png, seed=True):
+_NO_RANDOMNESS = "no effect on the values (mean field is deterministic); recorded in the output"
+
+
+def _common(p, out, png, seed_help=_NO_RANDOMNESS, out_help="result file, .npz or .nc (netCDF)"):
     p.add_argument("--target", default="auto", help="auto, cpu, parallel or cuda (default: auto)")
-    if seed:
-        p.add_argument(
-            "--seed", type=int, default=None, help="random seed (mean-field results are deterministic; recorded only)"
-        )
-    p.add_argument("--out", default=out, help=f"result file, .npz or .nc (netCDF) (default: {out})")
+    p.add_argument("--seed", type=int, default=None, help=seed_help)
+    p.add_argument("--out", default=out, help=f"{out_help} (default: {out})")
     p.add_argument("--png", default=png, help=f"figure file, or 'none' (default: {png})")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument(
@@ -121,7 +121,7 @@ def _parser():
     )
     e.add_argument("--activation", nargs="+", default=["tanh"], help="activation names (default: tanh)")
     e.add_argument("--sigma-b", type=_axis, default=_axis("0:2:21"), help="σ_b axis (default 0:2:21)")
-    _common(e, "fastprop_edge.csv", "fastprop_edge.png")
+    _common(e, "fastprop_edge.csv", "fastprop_edge.png", out_help="CSV table")
 
     t = sub.add_parser(
         "tail",
@@ -158,7 +158,7 @@ def _parser():
     t.add_argument(
         "--checkpoint-every", type=float, default=30.0, metavar="SECONDS", help="checkpoint interval (default 30)"
     )
-    _common(t, "fastprop_tail.npz", "fastprop_tail.png")
+    _common(t, "fastprop_tail.npz", "fastprop_tail.png", seed_help="random seed, 0 ≤ seed < 2^64 (default 0)")
 
     sub.add_parser("info", help="version, usable targets, threads, GPU and library versions")
     return p
