@@ -39,6 +39,33 @@ class Chains:
     track_chains_per_second.unit = "chains/s"
 
 
+class CudaChains:
+    """d = 10, L = 100 on the GPU (skipped without a usable GPU); goals on an H100:
+    auto ≥ 5e7 chains/s, dense ≥ 5e6 chains/s (issue 4)."""
+
+    params = (["invariant", "dense"],)
+    param_names = ["method"]
+    timeout = 600
+
+    def setup(self, method):
+        from fastprop.targets import resolve_target
+
+        if resolve_target("auto", cuda_kernels=True) != "cuda":
+            raise NotImplementedError("no usable CUDA GPU")
+        self.kw = dict(width=10, depth=100, method=method, target="cuda")
+        self.n = 10**8 if method == "invariant" else 10**7
+        fp.simulate_chains(n_chains=1000, **self.kw)  # compile
+
+    def track_chains_per_second(self, method):
+        import time
+
+        t = time.perf_counter()
+        fp.simulate_chains(n_chains=self.n, **self.kw)
+        return self.n / (time.perf_counter() - t)
+
+    track_chains_per_second.unit = "chains/s"
+
+
 class ExactLaw:
     """Exact tail probability of ‖x_100‖ for a width-10 linear chain (both tails)."""
 

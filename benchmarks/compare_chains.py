@@ -100,6 +100,15 @@ def main():
         fp.simulate_chains(d, L, 10, method=method, target="parallel")  # compile
         r, res = rate(lambda n, m=method: fp.simulate_chains(d, L, n, method=m, target="parallel"), n, args.repeat)
         summary(f"fastprop {method} ({n} chains)", r, result=res)
+    from fastprop.targets import resolve_target
+
+    if resolve_target("auto", cuda_kernels=True) == "cuda":  # a real GPU, not the simulator
+        for method, n in (("dense", 10**7), ("auto", 10**8)):
+            fp.simulate_chains(d, L, 1000, method=method, target="cuda")  # compile
+            r, res = rate(lambda n, m=method: fp.simulate_chains(d, L, n, method=m, target="cuda"), n, args.repeat)
+            summary(f"fastprop cuda {method} ({n} chains)", r, result=res)
+    else:
+        print("(no usable GPU: the cuda target was not timed)")
     base = rows[0][1]
     print(f"{'':34s} {'chains/s':>12s} {'vs numpy':>9s} {'P(>10)':>10s} {'P(<0.01)':>10s}")
     for name, r, up, lo in rows:

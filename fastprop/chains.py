@@ -116,7 +116,19 @@ def _haar_apply(z, q, x, y, d):
             y[i] += x[k] * q[k * d + i]
 
 
-def _build_chain_kernel(act, parallel):
+@njit(cache=True)
+def hist_bin(v):
+    """Index into ``hist`` of a finite log-norm v (0: underflow, NBINS + 1: overflow)."""
+    b = math.floor((v / _LN10 - LOG10_MIN) * BINS_PER_DECADE)
+    if b < 0:
+        return 0
+    if b >= NBINS:
+        return NBINS + 1
+    return b + 1
+
+
+def _build_chain(act):
+    """The scalar chain function for an activation, compiled by whichever target calls it."""
     ev = act.eval3
 
     @njit
@@ -258,6 +270,10 @@ def _build_chain_kernel(act, parallel):
             if rms and 0.0 < n2 < math.inf:
                 n2 = float(d)
 
+    return chain
+
+
+def _build_chain_kernel(chain, parallel):
     @njit(parallel=parallel)
     def run(out, slot, first, nb, seed, d, L, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, nchunks):
         zsize = d * d + d if method == DENSE else 2 * d
@@ -299,13 +315,7 @@ def _build_stats_kernel(parallel):
                 if v == math.inf:
                     n_inf[s] += 1
                     continue
-                b = math.floor((v / _LN10 - LOG10_MIN) * BINS_PER_DECADE)
-                if b < 0:
-                    hist[s, 0] += 1
-                elif b >= NBINS:
-                    hist[s, NBINS + 1] += 1
-                else:
-                    hist[s, b + 1] += 1
+                hist[s, hist_bin(v)] += 1
                 sq = math.exp(2.0 * v)
                 if sq == math.inf:
                     sq_inf[s] += 1
@@ -322,12 +332,21 @@ def _build_stats_kernel(parallel):
 _CACHE: dict = {}
 
 
-def chain_kernel(act, target):
-    """The compiled chain batch kernel for an activation and a CPU target."""
-    key = ("chain", act.name, id(act.eval3), target)
+def chain_function(act):
+    """The scalar chain function of an activation (one per activation and process)."""
+    key = ("chain", act.name, id(act.eval3))
     k = _CACHE.get(key)
     if k is None:
-        k = _CACHE[key] = (act.eval3, _build_chain_kernel(act, target == "parallel"))
+        k = _CACHE[key] = (act.eval3, _build_chain(act))  # keeps eval3 alive, so its id stays unique
+    return k[1]
+
+
+def chain_kernel(act, target):
+    """The compiled chain batch kernel for an activation and a CPU target."""
+    key = ("run", act.name, id(act.eval3), target)
+    k = _CACHE.get(key)
+    if k is None:
+        k = _CACHE[key] = (act.eval3, _build_chain_kernel(chain_function(act), target == "parallel"))
     return k[1]
 
 

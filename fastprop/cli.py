@@ -406,7 +406,8 @@ def _info(_args):
     usable, why = cuda_status()
     print(f"GPU: {why}")
     targets = ["cpu", "parallel"] + (["cuda"] if usable else [])
-    print(f"targets usable here: {', '.join(targets)} (auto -> {fp.targets.resolve_target('auto')})")
+    auto = fp.targets.resolve_target("auto", cuda_kernels=True)
+    print(f"targets usable here: {', '.join(targets)} (auto -> {auto} for chains, parallel for mean field)")
     print(f"activations: {', '.join(fp.ACTIVATIONS)}")
 
 
@@ -419,9 +420,9 @@ def main(argv=None):
         return int(exc.code or 0)
     try:
         if args.command != "info":
-            from fastprop.targets import check_target, resolve_target
+            from fastprop.targets import check_target
 
-            resolve_target(args.target) if args.scheduler is None else check_target(args.target)
+            check_target(args.target)
             _writable(args.out, "--out")
             _writable(_png(args), "--png")
         from fastprop.distributed import connect

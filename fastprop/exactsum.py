@@ -28,24 +28,32 @@ _M32 = 0xFFFFFFFF
 
 
 @njit(cache=True)
-def add(acc, x):
-    """acc += x exactly, for a finite double x (the caller filters inf/NaN)."""
+def limbs(x):
+    """(k, a0, a1, a2): adding x means acc[k + j] += a_j (each |a_j| < 2³²), for a
+    finite double x. Shared by :func:`add` and the GPU kernels, which add atomically."""
     if x == 0.0:
-        return
+        return 0, np.int64(0), np.int64(0), np.int64(0)
     f, e = math.frexp(x)
     mant = np.int64(f * 9007199254740992.0)  # f · 2⁵³, an exact integer
-    sign = 1
+    sign = np.int64(1)
     if mant < 0:
         mant = -mant
-        sign = -1
+        sign = np.int64(-1)
     p = e - 53 + OFFSET
     k = p >> 5
     s = p & 31
     lo = (mant & _M32) << s
     hi = (mant >> 32) << s
-    acc[k] += sign * (lo & _M32)
-    acc[k + 1] += sign * ((lo >> 32) + (hi & _M32))
-    acc[k + 2] += sign * (hi >> 32)
+    return k, sign * (lo & _M32), sign * ((lo >> 32) + (hi & _M32)), sign * (hi >> 32)
+
+
+@njit(cache=True)
+def add(acc, x):
+    """acc += x exactly, for a finite double x (the caller filters inf/NaN)."""
+    k, a0, a1, a2 = limbs(x)
+    acc[k] += a0
+    acc[k + 1] += a1
+    acc[k + 2] += a2
 
 
 @njit(cache=True)

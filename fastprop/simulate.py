@@ -104,8 +104,10 @@ def simulate_chains(
         0 ≤ seed < 2⁶⁴.
     first_chain : int
         Index of the first chain; disjoint ranges merge exactly (``ChainResult.merge``).
-    target : {"auto", "cpu", "parallel"}
-        Results do not depend on it.
+    target : {"auto", "cpu", "parallel", "cuda"}
+        Results do not depend on it ("cuda": see :mod:`fastprop.chains_cuda`
+        for the last-ulp caveat of GPU math); "auto" is "cuda" where a GPU is
+        usable, else "parallel".
     client : dask.distributed.Client or str, optional
         Run consecutive ranges of chains on a Dask cluster (a client or a
         scheduler address) and merge them; bitwise the local result
@@ -155,7 +157,7 @@ def simulate_chains(
     rec = _layers(layers, L)
     thr = _thresholds(thresholds)
     check_target(target)
-    tgt = resolve_target(target) if client is None else target
+    tgt = resolve_target(target, cuda_kernels=True) if client is None else target
     if x0 is None:
         x0v = np.full(d, 1.0 / math.sqrt(d))
     else:
@@ -209,10 +211,23 @@ def simulate_chains(
 
     slot = np.full(L + 1, -1, np.int64)
     slot[rec] = np.arange(rec.size)
-    run = chain_kernel(act, tgt)
-    update = stats_kernel(tgt)
     tlog = np.log(thr)
     code = DENSE if resolved == "dense" else INVARIANT
+    if tgt == "cuda":
+        from .chains_cuda import run_batches
+
+        bar = _progress(progress, n, "chains", "chains")
+        try:
+            run_batches(
+                result, act, batch, slot, first, n, seed, d, L, sw, sb, x0v, code,
+                weights == "orthogonal", tracked, rms_norm, pos_sq, neg_sq, tlog, keep_norms, bar,
+            )  # fmt: skip
+        finally:
+            if bar is not progress:
+                bar.close()
+        return result
+    run = chain_kernel(act, tgt)
+    update = stats_kernel(tgt)
     buf = np.empty((rec.size, batch))
     bar = _progress(progress, n, "chains", "chains")
     done = 0

@@ -1,0 +1,154 @@
+"""The chain engine on the GPU (target ``"cuda"``, numba-cuda).
+
+The same scalar code as the CPU targets: one GPU thread runs one chain with
+:func:`fastprop.rng.stream_init` and the chain function of
+:func:`fastprop.chains.chain_function` (plain ``@njit`` functions, compiled here
+as device functions), with its scratch vectors in thread-local memory sized for
+the width at compile time. Chains run in batches; the recorded log-norms of a
+batch stay on the device, where a second kernel folds them into the statistics
+with atomic additions (histogram, threshold counts, and the exact integer sums
+of :mod:`fastprop.exactsum` via :func:`~fastprop.exactsum.limbs`). Only the
+statistics come back, so memory does not grow with the number of chains.
+
+The integer random streams are those of the CPU targets bit for bit. Floating-point
+functions (log, exp, sqrt) come from the GPU's libdevice and may differ from the
+CPU's in the last ulp, so on a real GPU a count can differ only for a chain whose
+norm lies within rounding of a threshold or bin edge, and the exact sums by
+rounding-level amounts; under the simulator (``NUMBA_ENABLE_CUDASIM=1``) the
+results are identical.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import config, cuda, float64, uint64
+
+from . import exactsum, rng
+from .chains import _CACHE, DENSE, chain_function, hist_bin
+
+__all__ = ["run_batches"]
+
+THREADS = 128
+
+if config.ENABLE_CUDASIM:
+
+    def _arr(a):
+        """Under the simulator, the NumPy array behind a kernel argument, so that the
+        shared ``@njit`` functions (run on the CPU there) can take it."""
+        return a._item._ary
+else:
+
+    @cuda.jit(device=True, inline=True)
+    def _arr(a):
+        return a
+
+
+def _chain_kernel(act, d, dense, ortho):
+    key = ("cuda-run", act.name, id(act.eval3), d, dense, ortho)
+    k = _CACHE.get(key)
+    if k is not None:
+        return k[1]
+    chain = chain_function(act)
+    zsize = d * d + d if dense else 2 * d
+    qsize = d * d if (dense and ortho) else 1
+    nstate = rng.STREAM_SIZE
+
+    @cuda.jit
+    def run(out, slot, first, nb, seed, L, sw, sb, x0, method, ortho_, tracked, rms, pos_sq, neg_sq):
+        i = cuda.grid(1)
+        if i < nb:
+            st = cuda.local.array(nstate, uint64)
+            z = cuda.local.array(zsize, float64)
+            q = cuda.local.array(qsize, float64)
+            x = cuda.local.array(d, float64)
+            h = cuda.local.array(d, float64)
+            rng.stream_init(st, seed, first + i)
+            chain(
+                st, _arr(out), i, _arr(slot), L, d, sw, sb, _arr(x0), method, ortho_, tracked, rms, pos_sq, neg_sq,
+                z, q, x, h,
+            )  # fmt: skip
+
+    _CACHE[key] = (act.eval3, run)
+    return run
+
+
+def _stats_kernels():
+    k = _CACHE.get("cuda-stats")
+    if k is not None:
+        return k
+
+    @cuda.jit
+    def update(logn, nb, tlog, hist, zeros, n_inf, n_nan, above, below, sums, sq_inf):
+        i = cuda.grid(1)
+        s = cuda.blockIdx.y
+        if i >= nb:
+            return
+        v = logn[s, i]
+        if v != v:
+            cuda.atomic.add(n_nan, s, 1)
+            return
+        for k in range(tlog.shape[0]):
+            if v > tlog[k]:
+                cuda.atomic.add(above, (s, k), 1)
+            elif v < tlog[k]:
+                cuda.atomic.add(below, (s, k), 1)
+        if v == -math.inf:
+            cuda.atomic.add(zeros, s, 1)
+            return
+        if v == math.inf:
+            cuda.atomic.add(n_inf, s, 1)
+            return
+        cuda.atomic.add(hist, (s, hist_bin(v)), 1)
+        sq = math.exp(2.0 * v)
+        for j in range(3):
+            x = sq if j == 0 else (v if j == 1 else v * v)
+            if x == math.inf:
+                cuda.atomic.add(sq_inf, s, 1)
+                continue
+            k, a0, a1, a2 = exactsum.limbs(x)
+            if a0 != 0:
+                cuda.atomic.add(sums, (s, j, k), a0)
+            if a1 != 0:
+                cuda.atomic.add(sums, (s, j, k + 1), a1)
+            if a2 != 0:
+                cuda.atomic.add(sums, (s, j, k + 2), a2)
+
+    @cuda.jit
+    def normalize(sums):
+        t = cuda.grid(1)
+        if t < sums.shape[0] * 3:
+            exactsum.normalize(_arr(sums)[t // 3, t % 3])
+
+    _CACHE["cuda-stats"] = (update, normalize)
+    return update, normalize
+
+
+def run_batches(
+    result, act, batch, slot, first, n, seed, d, L, sw, sb, x0, code, ortho, tracked, rms, pos_sq, neg_sq, tlog,
+    keep_norms, bar,
+):  # fmt: skip
+    """Simulate chains [first, first + n) on the GPU in batches, folding into ``result``."""
+    run = _chain_kernel(act, d, code == DENSE, ortho)
+    update, normalize = _stats_kernels()
+    ns = result.layers.size
+    d_out = cuda.device_array((ns, batch))
+    d_slot, d_x0, d_tlog = (cuda.to_device(np.ascontiguousarray(a)) for a in (slot, x0, tlog))
+    names = ("hist", "zeros", "n_inf", "n_nan", "above", "below", "sums", "sq_inf")
+    dev = {k: cuda.to_device(getattr(result, k)) for k in names}
+    done = 0
+    while done < n:
+        nb = min(batch, n - done)
+        blocks = (nb + THREADS - 1) // THREADS
+        run[blocks, THREADS](
+            d_out, d_slot, first + done, nb, np.uint64(seed), L, sw, sb, d_x0, code, ortho, tracked, rms, pos_sq, neg_sq
+        )
+        update[(blocks, ns), THREADS](d_out, nb, d_tlog, *(dev[k] for k in names))
+        normalize[1, max(32, 3 * ns)](dev["sums"])
+        if keep_norms:
+            result.norms[:, done : done + nb] = d_out.copy_to_host()[:, :nb]
+        done += nb
+        bar.advance(nb)
+    for k in names:
+        dev[k].copy_to_host(getattr(result, k))
