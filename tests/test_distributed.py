@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -124,6 +125,25 @@ def test_a_cancelled_run_raises_cleanly(client):
     client.wait_for_workers(2, timeout=60)
     # the client is still usable afterwards
     assert fp.simulate_chains(3, 2, 1000, client=client).identical(fp.simulate_chains(3, 2, 1000))
+
+
+def _chain_tasks_on_scheduler(client):
+    return client.run_on_scheduler(lambda dask_scheduler: [k for k in dask_scheduler.tasks if "chain_task" in str(k)])
+
+
+def test_interrupting_a_run_cancels_its_tasks(client):
+    class _CtrlC(Progress):
+        def advance(self, n, note=None):
+            raise KeyboardInterrupt
+
+    assert not _chain_tasks_on_scheduler(client)
+    with pytest.raises(KeyboardInterrupt) as excinfo:  # excinfo keeps the run's frames (and futures) alive
+        fp.simulate_chains(10, 30, 2**19, method="dense", seed=21, client=client, progress=_CtrlC(1, enabled=False))
+    deadline = time.monotonic() + 10
+    while _chain_tasks_on_scheduler(client) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _chain_tasks_on_scheduler(client), "the interrupted run's tasks are still on the cluster"
+    del excinfo
 
 
 def test_bad_client_arguments():
