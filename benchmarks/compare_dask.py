@@ -14,21 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
+import sys
 import time
 
 import numpy as np
 
 import fastprop as fp
 
-
-def _median_time(fn, repeat):
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import timed  # noqa: E402  (the side-by-side scripts share one timer)
 
 
 def main():
@@ -64,15 +58,15 @@ def main():
         warm_local = time.perf_counter() - t0
 
         rows = []
-        t_loc, g_loc = _median_time(lambda: fp.meanfield_grid("tanh", sw, sb), args.repeat)
-        t_cl, g_cl = _median_time(lambda: fp.meanfield_grid("tanh", sw, sb, client=client), args.repeat)
+        t_loc, g_loc = timed(lambda: fp.meanfield_grid("tanh", sw, sb), args.repeat)
+        t_cl, g_cl = timed(lambda: fp.meanfield_grid("tanh", sw, sb, client=client), args.repeat)
         same = all(
             np.array_equal(getattr(g_loc, k), getattr(g_cl, k), equal_nan=True)
             for k in ("q_star", "chi_1", "c_star", "chi_c", "xi_q", "xi_c", "status")
         )
         rows.append((f"tanh grid {args.grid} x {args.grid}, all six", t_loc, t_cl, same))
-        t_loc, r_loc = _median_time(lambda: fp.simulate_chains(**chain_kw), args.repeat)
-        t_cl, r_cl = _median_time(lambda: fp.simulate_chains(**chain_kw, client=client), args.repeat)
+        t_loc, r_loc = timed(lambda: fp.simulate_chains(**chain_kw), args.repeat)
+        t_cl, r_cl = timed(lambda: fp.simulate_chains(**chain_kw, client=client), args.repeat)
         rows.append((f"{args.chains:,} chains d=10 L=100 auto", t_loc, t_cl, r_loc.identical(r_cl)))
     finally:
         client.close()

@@ -68,7 +68,8 @@ def binomial_interval(hits, n, level=0.95, interval="wilson"):
     return low, high
 
 
-_COUNTS = ("hist", "zeros", "n_inf", "n_nan", "above", "below", "sums", "sq_inf")
+COUNTS = ("hist", "zeros", "n_inf", "n_nan", "above", "below", "sums", "sq_inf")
+"""The statistics a result holds, in the argument order of the stats kernels."""
 
 
 @dataclass(eq=False)
@@ -283,7 +284,7 @@ class ChainResult:
         for (a0, a1), (b0, b1) in zip(ranges, ranges[1:], strict=False):
             if b0 < a1:
                 raise ValueError(f"chain ranges overlap: [{a0}, {a1}) and [{b0}, {b1}); each chain may be counted once")
-        counts = {k: getattr(self, k) + getattr(other, k) for k in _COUNTS}
+        counts = {k: getattr(self, k) + getattr(other, k) for k in COUNTS}
         for s in range(counts["sums"].shape[0]):
             for j in range(3):
                 exactsum.normalize(counts["sums"][s, j])
@@ -308,7 +309,7 @@ class ChainResult:
             return False
         if self.chain_ranges != other.chain_ranges:
             return False
-        arrays = ("layers", "thresholds", *_COUNTS)
+        arrays = ("layers", "thresholds", *COUNTS)
         if not all(np.array_equal(getattr(self, k), getattr(other, k)) for k in arrays):
             return False
         if (self.norms is None) != (other.norms is None):
@@ -339,7 +340,7 @@ class ChainResult:
         }
 
     def _arrays(self):
-        arrays = {k: getattr(self, k) for k in ("layers", "thresholds", *_COUNTS)}
+        arrays = {k: getattr(self, k) for k in ("layers", "thresholds", *COUNTS)}
         if self.norms is not None:
             arrays["norms"] = self.norms
         return arrays

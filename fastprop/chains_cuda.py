@@ -26,6 +26,7 @@ import numpy as np
 from numba import config, cuda, float64, uint64
 
 from . import exactsum, rng
+from .chainresult import COUNTS
 from .chains import _CACHE, DENSE, chain_function, hist_bin
 
 __all__ = ["run_batches"]
@@ -135,8 +136,7 @@ def run_batches(
     ns = result.layers.size
     d_out = cuda.device_array((ns, batch))
     d_slot, d_x0, d_tlog = (cuda.to_device(np.ascontiguousarray(a)) for a in (slot, x0, tlog))
-    names = ("hist", "zeros", "n_inf", "n_nan", "above", "below", "sums", "sq_inf")
-    dev = {k: cuda.to_device(getattr(result, k)) for k in names}
+    dev = {k: cuda.to_device(getattr(result, k)) for k in COUNTS}
     done = 0
     while done < n:
         nb = min(batch, n - done)
@@ -144,11 +144,11 @@ def run_batches(
         run[blocks, THREADS](
             d_out, d_slot, first + done, nb, np.uint64(seed), L, sw, sb, d_x0, code, ortho, tracked, rms, pos_sq, neg_sq
         )
-        update[(blocks, ns), THREADS](d_out, nb, d_tlog, *(dev[k] for k in names))
+        update[(blocks, ns), THREADS](d_out, nb, d_tlog, *(dev[k] for k in COUNTS))
         normalize[1, max(32, 3 * ns)](dev["sums"])
         if keep_norms:
             result.norms[:, done : done + nb] = d_out.copy_to_host()[:, :nb]
         done += nb
         bar.advance(nb)
-    for k in names:
+    for k in COUNTS:
         dev[k].copy_to_host(getattr(result, k))

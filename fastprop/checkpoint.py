@@ -161,6 +161,9 @@ def resume_chains(path, *, checkpoint_every=30.0, progress=False, target="auto",
 
 
 def _continue(path, run, result, kwargs, checkpoint_every, progress, target, fresh=False):
+    seconds = checkpoint_every
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds >= 0:
+        raise ValueError(f"checkpoint_every must be a number of seconds ≥ 0, got {checkpoint_every!r}")
     client = kwargs.get("client")
     if client is None:
         return _blocks(path, run, result, kwargs, checkpoint_every, progress, target)

@@ -103,12 +103,14 @@ def _pieces(n, min_size, client):
 def _gather(client, futures, bar, weights, combine):
     """Feed results to ``combine`` as they complete, advancing ``bar`` by each weight."""
     distributed = _dask()
+    index = {fut.key: i for i, fut in enumerate(futures)}
     try:
         for fut in distributed.as_completed(futures):
             if fut.cancelled():
                 raise Cancelled("the distributed run was cancelled (its Dask tasks were cancelled or lost)")
-            combine(futures.index(fut), fut.result())
-            bar.advance(weights[futures.index(fut)])
+            i = index[fut.key]
+            combine(i, fut.result())
+            bar.advance(weights[i])
     except (distributed.client.FutureCancelledError, distributed.CancelledError) as exc:
         raise Cancelled(f"the distributed run was cancelled: {exc}") from None
     except BaseException:
@@ -142,8 +144,10 @@ def grid(act, sw, sb, target, client, progress):
 
     ref = _activation_ref(act)
     rows = _pieces(sw.size, max(1, 16384 // sb.size), client)
+    bar = _progress(progress, sw.size * sb.size, f"{act.name} grid", "points")
     futures = [client.submit(_grid_task, ref, sw[a:b], sb, target, pure=False) for a, b in rows]
-    names = ("q_star", "chi_1", "c_star", "chi_c", "chi_q", "xi_q", "xi_c", "status")
+    from .grid import _FIELDS as names
+
     out = {k: np.empty((sw.size, sb.size), np.int8 if k == "status" else np.float64) for k in names}
     targets = set()
 
@@ -153,7 +157,6 @@ def grid(act, sw, sb, target, client, progress):
             out[k][a:b] = getattr(tile, k)
         targets.add(tile.target)
 
-    bar = _progress(progress, sw.size * sb.size, f"{act.name} grid", "points")
     try:
         _gather(client, futures, bar, [(b - a) * sb.size for a, b in rows], combine)
     finally:
@@ -186,13 +189,13 @@ def chains(kwargs, first, n, target, client, progress):
 
     kwargs = dict(kwargs, activation=_activation_ref(_activation(kwargs["activation"])))
     ranges = _pieces(n, FIRST_BLOCK, client)
+    bar = _progress(progress, n, "chains", "chains")
     futures = [client.submit(_chain_task, kwargs, first + a, b - a, target, pure=False) for a, b in ranges]
     parts = [None] * len(ranges)
 
     def combine(i, res):
         parts[i] = res
 
-    bar = _progress(progress, n, "chains", "chains")
     try:
         _gather(client, futures, bar, [b - a for a, b in ranges], combine)
     finally:

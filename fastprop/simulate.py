@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -10,7 +11,7 @@ import numpy as np
 from . import _validate, distributed
 from ._version import __version__
 from .activations import activation as _activation
-from .chainresult import ChainResult, empty_result
+from .chainresult import COUNTS, ChainResult, empty_result
 from .chains import DENSE, INVARIANT, METHODS, WEIGHTS, chain_kernel, n_chunks, stats_kernel
 from .progress import make as _progress
 from .targets import check_target, resolve_target
@@ -165,6 +166,10 @@ def simulate_chains(
         if x0v.shape != (d,):
             raise ValueError(f"x0 must have shape (width,) = ({d},), got {x0v.shape}")
         x0v = np.ascontiguousarray(x0v)
+    if batch_size is None:
+        batch = min(n, MAX_BATCH, max(1024, (1 << 22) // rec.size))
+    else:
+        batch = min(_validate.positive_int(batch_size, "batch_size"), MAX_BATCH)
     if client is not None:
         kwargs = {
             "width": d,
@@ -184,10 +189,6 @@ def simulate_chains(
         }
         with distributed.connect(client) as cl:
             return distributed.chains(kwargs, first, n, target, cl, progress)
-    if batch_size is None:
-        batch = min(n, MAX_BATCH, max(1024, (1 << 22) // rec.size))
-    else:
-        batch = min(_validate.positive_int(batch_size, "batch_size"), MAX_BATCH)
 
     resolved = "dense" if method == "dense" else "invariant"
     tracked = act.homogeneous and sb == 0.0
@@ -215,63 +216,38 @@ def simulate_chains(
     code = DENSE if resolved == "dense" else INVARIANT
     if tgt == "cuda":
         from .chains_cuda import run_batches
-
-        bar = _progress(progress, n, "chains", "chains")
-        try:
-            run_batches(
-                result, act, batch, slot, first, n, seed, d, L, sw, sb, x0v, code,
-                weights == "orthogonal", tracked, rms_norm, pos_sq, neg_sq, tlog, keep_norms, bar,
-            )  # fmt: skip
-        finally:
-            if bar is not progress:
-                bar.close()
-        return result
-    run = chain_kernel(act, tgt)
-    update = stats_kernel(tgt)
-    buf = np.empty((rec.size, batch))
+    else:
+        run_batches = functools.partial(_run_batches_cpu, tgt)
     bar = _progress(progress, n, "chains", "chains")
-    done = 0
     try:
-        while done < n:
-            nb = min(batch, n - done)
-            out = buf[:, :nb] if nb == batch else np.empty((rec.size, nb))
-            run(
-                out,
-                slot,
-                first + done,
-                nb,
-                np.uint64(seed),
-                d,
-                L,
-                sw,
-                sb,
-                x0v,
-                code,
-                weights == "orthogonal",
-                tracked,
-                rms_norm,
-                pos_sq,
-                neg_sq,
-                n_chunks(nb, tgt),
-            )
-            update(
-                out,
-                nb,
-                tlog,
-                result.hist,
-                result.zeros,
-                result.n_inf,
-                result.n_nan,
-                result.above,
-                result.below,
-                result.sums,
-                result.sq_inf,
-            )
-            if keep_norms:
-                result.norms[:, done : done + nb] = out
-            done += nb
-            bar.advance(nb)
+        run_batches(
+            result, act, batch, slot, first, n, seed, d, L, sw, sb, x0v, code,
+            weights == "orthogonal", tracked, rms_norm, pos_sq, neg_sq, tlog, keep_norms, bar,
+        )  # fmt: skip
     finally:
         if bar is not progress:
             bar.close()
     return result
+
+
+def _run_batches_cpu(
+    tgt, result, act, batch, slot, first, n, seed, d, L, sw, sb, x0, code, ortho, tracked, rms, pos_sq, neg_sq, tlog,
+    keep_norms, bar,
+):  # fmt: skip
+    """Chains [first, first + n) on a CPU target in batches, folded into ``result``
+    (the counterpart of :func:`fastprop.chains_cuda.run_batches`)."""
+    run = chain_kernel(act, tgt)
+    update = stats_kernel(tgt)
+    stats = [getattr(result, k) for k in COUNTS]
+    buf = np.empty((result.layers.size, batch))
+    done = 0
+    while done < n:
+        nb = min(batch, n - done)
+        out = buf[:, :nb] if nb == batch else np.empty((result.layers.size, nb))
+        run(out, slot, first + done, nb, np.uint64(seed), d, L, sw, sb, x0, code, ortho, tracked, rms, pos_sq, neg_sq,
+            n_chunks(nb, tgt))  # fmt: skip
+        update(out, nb, tlog, *stats)
+        if keep_norms:
+            result.norms[:, done : done + nb] = out
+        done += nb
+        bar.advance(nb)

@@ -73,6 +73,8 @@ def test_target_rel_error_run(tmp_path):
         ({"target_rel_error": 0.1, "max_chains": 0}, "max_chains"),
         ({"n_chains": 10, "tail": ("middle", 3.0)}, "side"),
         ({"n_chains": 10, "tail": ("upper", 5.0)}, "must be one of the thresholds"),
+        ({"n_chains": 10, "checkpoint_every": -1.0}, "checkpoint_every"),
+        ({"n_chains": 10, "checkpoint_every": "often"}, "checkpoint_every"),
     ],
 )
 def test_bad_run_requests(tmp_path, kwargs, err):

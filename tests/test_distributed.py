@@ -153,6 +153,10 @@ def test_bad_client_arguments():
         fp.meanfield_grid("relu", [1.0], [0.0], client=42)
     with pytest.raises(ValueError, match="unknown target"):
         fp.simulate_chains(3, 2, 10, client="tcp://127.0.0.1:1", target="gpu")
+    with pytest.raises(ValueError, match="batch_size"):  # checked here, before connecting
+        fp.simulate_chains(3, 2, 10, client="tcp://127.0.0.1:1", batch_size=0)
+    with pytest.raises(TypeError, match="progress"):
+        fp.meanfield_grid("relu", [1.0], [0.0], progress="yes")
 
 
 def test_cli_bad_scheduler_address(tmp_path, capsys):
