@@ -50,7 +50,7 @@ class CudaChains:
     def setup(self, method):
         from fastprop.targets import resolve_target
 
-        if resolve_target("auto", cuda_kernels=True) != "cuda":
+        if resolve_target("auto") != "cuda":
             raise NotImplementedError("no usable CUDA GPU")
         self.kw = dict(width=10, depth=100, method=method, target="cuda")
         self.n = 10**8 if method == "invariant" else 10**7

@@ -45,6 +45,27 @@ class GridLarge:
         fp.meanfield_grid(activation, self.sw, self.sb, target="parallel")
 
 
+class CudaGrid:
+    """tanh 1000 × 1000, all six quantities, on the GPU (skipped without a usable
+    GPU); goal on an H100: ≤ 0.2 s after compilation (issue 4)."""
+
+    timeout = 600
+    number = 1
+    repeat = 3
+
+    def setup(self):
+        from fastprop.targets import resolve_target
+
+        if resolve_target("auto") != "cuda":
+            raise NotImplementedError("no usable CUDA GPU")
+        self.sw = np.linspace(0.1, 5.0, 1000)
+        self.sb = np.linspace(0.0, 3.0, 1000)
+        fp.meanfield_grid("tanh", self.sw[:2], self.sb[:2], target="cuda")  # compile
+
+    def time_tanh_grid_1000(self):
+        fp.meanfield_grid("tanh", self.sw, self.sb, target="cuda")
+
+
 class EdgeOfChaos:
     params = (["tanh", "relu", "erf"],)
     param_names = ["activation"]

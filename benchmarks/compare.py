@@ -146,6 +146,27 @@ def main():
         t, g2 = timed(lambda name=name: fp.meanfield_grid(name, sw, sb, target="parallel"), args.repeat)
         frac = np.count_nonzero(g2.chi_1 > 1) / npts
         print(f"fastprop  {name:9s} all six quantities: {us(t / npts):9.2f} us/point  ({frac:.0%} chaotic)")
+    from fastprop.targets import resolve_target
+
+    if resolve_target("auto") == "cuda":  # a real GPU, not the simulator
+        for n in (args.n, 1000):
+            w, b = np.linspace(0.1, 5.0, n), np.linspace(0.0, 3.0, n)
+            t0 = time.perf_counter()
+            fp.meanfield_grid("tanh", w[:3], b[:3], target="cuda")
+            compile_s = time.perf_counter() - t0
+            t, gc = timed(lambda w=w, b=b: fp.meanfield_grid("tanh", w, b, target="cuda"), args.repeat)
+            ref = g if n == args.n else None
+            dev = (
+                ""
+                if ref is None
+                else f", max rel. diff vs CPU {np.nanmax(np.abs(gc.chi_c - ref.chi_c) / ref.chi_c):.1e}"
+            )
+            print(
+                f"fastprop cuda tanh {n} x {n}: {t:.3f} s ({us(t / n**2):.3f} us/point; first call {compile_s:.1f} s"
+                f"{dev}); {t_fp / npts * n**2 / t:.0f}x the CPU run above"
+            )
+    else:
+        print("(no usable GPU: the cuda target was not timed)")
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ def main():
         summary(f"fastprop {method} ({n} chains)", r, result=res)
     from fastprop.targets import resolve_target
 
-    if resolve_target("auto", cuda_kernels=True) == "cuda":  # a real GPU, not the simulator
+    if resolve_target("auto") == "cuda":  # a real GPU, not the simulator
         for method, n in (("dense", 10**7), ("auto", 10**8)):
             fp.simulate_chains(d, L, 1000, method=method, target="cuda")  # compile
             r, res = rate(lambda n, m=method: fp.simulate_chains(d, L, n, method=m, target="cuda"), n, args.repeat)

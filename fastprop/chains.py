@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
 from . import exactsum, rng
 
@@ -356,10 +356,3 @@ def stats_kernel(target):
     if k is None:
         k = _CACHE[key] = _build_stats_kernel(target == "parallel")
     return k
-
-
-def n_chunks(nb, target):
-    """How many independent pieces a batch is cut into (results do not depend on it)."""
-    if target != "parallel":
-        return 1
-    return max(1, min(nb, 8 * get_num_threads()))

@@ -406,8 +406,7 @@ def _info(_args):
     usable, why = cuda_status()
     print(f"GPU: {why}")
     targets = ["cpu", "parallel"] + (["cuda"] if usable else [])
-    auto = fp.targets.resolve_target("auto", cuda_kernels=True)
-    print(f"targets usable here: {', '.join(targets)} (auto -> {auto} for chains, parallel for mean field)")
+    print(f"targets usable here: {', '.join(targets)} (auto -> {fp.targets.resolve_target('auto')})")
     print(f"activations: {', '.join(fp.ACTIVATIONS)}")
 
 

@@ -18,9 +18,12 @@ from ._version import __version__
 from .activations import activation as _activation
 from .meanfield import Status, kernels
 from .progress import make as _progress
-from .targets import check_target, resolve_target
+from .targets import check_target, n_chunks, resolve_target
 
 __all__ = ["MeanFieldGrid", "meanfield_grid", "edge_of_chaos"]
+
+EDGE_SCAN = 64
+"""Points of the log-spaced scan for the first χ_1 = 1 crossing in :func:`edge_of_chaos`."""
 
 _FIELDS = ("q_star", "chi_1", "c_star", "chi_c", "chi_q", "xi_q", "xi_c", "status")
 
@@ -121,8 +124,9 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, 
         A built-in name (see :data:`fastprop.ACTIVATIONS`) or a registered one.
     sigma_w, sigma_b : 1-D array_like
         The axes: weight and bias standard deviations (σ ≥ 0, finite).
-    target : {"auto", "cpu", "parallel"}
-        "auto" runs on all CPU threads ("parallel").
+    target : {"auto", "cpu", "parallel", "cuda"}
+        "auto" is "cuda" where a GPU is usable (one thread per point,
+        :mod:`fastprop.meanfield_cuda`), else "parallel" (all CPU threads).
     client : dask.distributed.Client or str, optional
         Run the grid in tiles of σ_w rows on a Dask cluster (a client, or a
         scheduler address); the values are bitwise those of a local run
@@ -154,16 +158,22 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, 
             out, tgt = distributed.grid(act, sw, sb, target, cl, progress)
         return MeanFieldGrid(sw.copy(), sb.copy(), *out, activation=act.name, target=tgt, meta=meta)
     tgt = resolve_target(target)
-    k = kernels(act, tgt)
     shape = (sw.size, sb.size)
     out = [np.empty(shape) for _ in range(7)] + [np.empty(shape, dtype=np.int8)]
-    order = _interleaved_order(sw.size * sb.size)
-    bar = _progress(progress, order.size, f"{act.name} grid", "points")
-    step = max(4096, -(-order.size // 200)) if bar.enabled else order.size
+    bar = _progress(progress, sw.size * sb.size, f"{act.name} grid", "points")
     try:
-        for start in range(0, order.size, step):
-            k.grid_driver(sw, sb, order[start : start + step], *out)
-            bar.advance(min(step, order.size - start))
+        if tgt == "cuda":
+            from .meanfield_cuda import run_grid
+
+            run_grid(act, sw, sb, out, bar)
+        else:
+            k = kernels(act, tgt)
+            order = _interleaved_order(sw.size * sb.size)
+            step = max(4096, -(-order.size // 200)) if bar.enabled else order.size
+            for start in range(0, order.size, step):
+                part = order[start : start + step]
+                k.grid_driver(sw, sb, part, n_chunks(part.size, tgt), *out)
+                bar.advance(part.size)
     finally:
         if bar is not progress:
             bar.close()
@@ -175,7 +185,7 @@ def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0
 
     χ_1(σ_w, σ_b) = σ_w² E φ'(√q* z)² is evaluated at the fixed point q*(σ_w, σ_b).
     The first upward crossing of χ_1 = 1 in ``sigma_w_range`` is located by a
-    log-spaced scan (64 points) and refined by the Illinois method to 1e-15
+    log-spaced scan (``EDGE_SCAN`` = 64 points) and refined by the Illinois method to 1e-15
     relative. Where q* diverges beyond the crossing (relu-like activations with
     σ_b > 0), χ_1 there is its q → ∞ limit, which is continuous; such edges are
     flagged ``Q_INFINITE``. Where no crossing exists in the range the value is
@@ -202,10 +212,16 @@ def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0
         with distributed.connect(client) as cl:
             out, status = distributed.edge(act, sb, target, (float(rng[0]), float(rng[1])), cl)
     else:
-        k = kernels(act, resolve_target(target))
-        out = np.empty(sb.size)
-        status = np.empty(sb.size, dtype=np.int8)
-        k.edge_driver(np.ascontiguousarray(sb), float(rng[0]), float(rng[1]), 64, out, status)
+        tgt = resolve_target(target)
+        sb, lo, hi = np.ascontiguousarray(sb), float(rng[0]), float(rng[1])
+        if tgt == "cuda":
+            from .meanfield_cuda import run_edge
+
+            out, status = run_edge(act, sb, lo, hi, EDGE_SCAN)
+        else:
+            out = np.empty(sb.size)
+            status = np.empty(sb.size, dtype=np.int8)
+            kernels(act, tgt).edge_driver(sb, lo, hi, EDGE_SCAN, out, status)
     shape = np.shape(sigma_b)
     out, status = out.reshape(shape), status.reshape(shape)
     if scalar:

@@ -117,6 +117,11 @@ spacing shrinks like |c|)."""
 LATTICE_M_MAX = 16
 LATTICE_MAX_TERMS = 2_000_000
 """Beyond these sizes (s = √(q(1−c²)) tiny, or q huge) the Gauss–Legendre rule is cheaper."""
+SCRATCH = 8192
+"""Work space of one point, in float64 values, on every target: the lattice rule is
+used only when its tables fit (they do at every point of the default tanh grids;
+the largest there need ≈ 7300), so every target takes the same path at every
+point. On a GPU it is thread-local memory (64 KiB a thread)."""
 Q_RTOL = 1e-15
 MAXIT = 200
 
@@ -181,6 +186,7 @@ def _build(act):
     ker = act.kernel if has_kernel else _no_kernel
     odd = act.odd
     max_nodes = NGL * (len(BASE_BREAKS) + 1 + 2 * len(act.breaks))  # panels of one graded rule
+    scratch_size = max(SCRATCH, 3 * max_nodes + KMEHLER + 1)  # the lattice rule's tables, or mehler's
     strip = act.strip if (act.strip > 0.0 and not has_gm and not has_kernel and nkinks == 0) else 0.0
 
     @njit
@@ -211,7 +217,7 @@ def _build(act):
         return e0, e1, e2, e3, e4
 
     @njit
-    def mehler(q, sw, sb, e2):
+    def mehler(q, sw, sb, e2, scr):
         """Fixed point of the truncated Mehler model of the correlation map.
 
         With h_n the normalised Hermite polynomials, φ(√q z) = Σ a_n h_n(z) and
@@ -222,14 +228,16 @@ def _build(act):
         E φ²). Returns (c_M, the model's slope C'(c_M), exact) where ``exact``
         says that these bounds are below rounding: then c_M is c* and the slope
         is χ_c. Otherwise c_M is a safe start for Newton on the exact map.
+        ``scr`` is the point's work space (at least ``scratch_size`` values).
         """
         sq = math.sqrt(max(q, Q_TINY))
         a = 1.0 / sq
         # all nodes first (at most max_nodes), then the three-term recurrence runs
         # across them side by side, one degree at a time
-        zs = np.empty(max_nodes)
-        h0 = np.empty(max_nodes)
-        h1 = np.empty(max_nodes)
+        zs = scr[:max_nodes]
+        h0 = scr[max_nodes : 2 * max_nodes]
+        h1 = scr[2 * max_nodes : 3 * max_nodes]
+        coef = scr[3 * max_nodes : 3 * max_nodes + KMEHLER + 1]
         nn = 0
         z = -ZMAX
         while z < ZMAX:
@@ -243,7 +251,6 @@ def _build(act):
                 h1[nn] = h0[nn] * zk  # w·φ·h₁
                 nn += 1
             z = b
-        coef = np.zeros(KMEHLER + 1)
         coef[0] = _sum4(h0, nn)
         coef[1] = _sum4(h1, nn)
         for n in range(1, KMEHLER):
@@ -308,32 +315,29 @@ def _build(act):
         return e0, e1
 
     @njit
-    def pair_lattice(sq, c, s, d1, m):
+    def pair_lattice(sq, c, s, d1, m, n1, nk, scr):
         """The lattice rule for :func:`pair` (module notes): u₁ on the lattice
         i·Δ₁, u₂ on j·Δ₂ with Δ₂ = |c|Δ₁/m, so that every conditional mean
         c·u₁ is a lattice point of u₂ and E[φ(u₂) | u₁] is a discrete
-        convolution of φ's samples with one table of Gaussian weights."""
+        convolution of φ's samples with one table of Gaussian weights. The
+        tables (:func:`lattice_size` values) live in the work space ``scr``."""
         sign = 1.0 if c > 0.0 else -1.0
         d2 = abs(c) * d1 / m
-        n1 = int(math.ceil(LATTICE_Z * sq / d1))
-        nk = int(math.ceil(LATTICE_Z * s / d2))
-        # outer nodes i·Δ₁ for i in [−n1, n1]; for odd φ every integrand is even in
-        # u₁, so i ≥ 0 suffices (i > 0 counted twice)
-        i0 = 0 if odd else -n1
-        ni = n1 - i0 + 1
-        j0 = i0 * m - nk  # first inner lattice index used
-        nj = (n1 * m + nk) - j0 + 1
-        f2 = np.empty(nj)
-        g2 = np.empty(nj)
-        l2 = np.empty(nj)
+        i0, ni, j0, nj, nw = lattice_shape(n1, nk, m)
+        f2 = scr[:nj]
+        g2 = scr[nj : 2 * nj]
+        l2 = scr[2 * nj : 3 * nj]
+        a0 = scr[3 * nj : 3 * nj + ni]
+        a1 = scr[3 * nj + ni : 3 * nj + 2 * ni]
+        a2 = scr[3 * nj + 2 * ni : 3 * nj + 3 * ni]
+        gw = scr[3 * nj + 3 * ni : 3 * nj + 3 * ni + nw]
         for j in range(nj):
             f2[j], g2[j], l2[j] = ev(sign * ((j + j0) * d2))
-        a0 = np.zeros(ni)
-        a1 = np.zeros(ni)
-        a2 = np.zeros(ni)
+        for i in range(ni):
+            a0[i] = 0.0
+            a1[i] = 0.0
+            a2[i] = 0.0
         norm = d2 / (s * 2.5066282746310002)
-        nw = 2 * nk + 1
-        gw = np.empty(nw)
         for k in range(nw):
             t = (k - nk) * d2 / s
             gw[k] = norm * math.exp(-0.5 * t * t)
@@ -365,10 +369,24 @@ def _build(act):
         return n_acc, m_acc, l_acc
 
     @njit
-    def pair(q, c):
+    def lattice_shape(n1, nk, m):
+        """(i0, ni, j0, nj, nw): the lattice rule's outer nodes i0 … i0 + ni − 1, inner
+        lattice indices j0 … j0 + nj − 1 and Gaussian table length nw."""
+        # outer nodes i·Δ₁ for i in [−n1, n1]; for odd φ every integrand is even in
+        # u₁, so i ≥ 0 suffices (i > 0 counted twice)
+        i0 = 0 if odd else -n1
+        ni = n1 - i0 + 1
+        j0 = i0 * m - nk  # first inner lattice index used
+        nj = (n1 * m + nk) - j0 + 1
+        return i0, ni, j0, nj, 2 * nk + 1
+
+    @njit
+    def pair(q, c, scr):
         """(E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂), E φ''(u₁)φ''(u₂)), Var u_i = q,
         Corr(u₁, u₂) = c. The third is computed by the lattice rule only (NaN
-        otherwise); it gives C''(c) = σ_w² q E φ''φ'' (Price's theorem)."""
+        otherwise); it gives C''(c) = σ_w² q E φ''φ'' (Price's theorem). The
+        lattice rule runs when its tables fit in :data:`SCRATCH` values of the
+        work space ``scr``, the same decision on every target."""
         if has_kernel:
             kn, km = ker(q, c)
             return kn, km, math.nan
@@ -376,10 +394,14 @@ def _build(act):
         s = sq * math.sqrt(max(0.0, 1.0 - c * c))
         if strip > 0.0 and abs(c) >= LATTICE_C_MIN and s > 0.0:
             d1 = lattice_step(sq, strip)
-            m = math.ceil(abs(c) * d1 / lattice_step(s, strip))
+            m = int(math.ceil(abs(c) * d1 / lattice_step(s, strip)))
             terms = (2.0 * LATTICE_Z * sq / d1 + 1.0) * (2.0 * LATTICE_Z * s * m / (abs(c) * d1) + 1.0)
             if m <= LATTICE_M_MAX and terms <= LATTICE_MAX_TERMS:
-                return pair_lattice(sq, c, s, d1, int(m))
+                n1 = int(math.ceil(LATTICE_Z * sq / d1))
+                nk = int(math.ceil(LATTICE_Z * s / (abs(c) * d1 / m)))  # Δ₂ as in pair_lattice
+                _, ni, _, nj, nw = lattice_shape(n1, nk, m)
+                if 3 * nj + 3 * ni + nw <= SCRATCH:
+                    return pair_lattice(sq, c, s, d1, m, n1, nk, scr)
         a1 = 1.0 / sq
         a2 = 1.0 / (sq * c) if c != 0.0 else 0.0
         n_acc = m_acc = 0.0
@@ -404,9 +426,9 @@ def _build(act):
         return sw * sw * moments(q)[2] + sb * sb
 
     @njit
-    def correlation_map(c, q, sw, sb):
+    def correlation_map(c, q, sw, sb, scr):
         """C(c) = (σ_w² E φ(u₁)φ(u₂) + σ_b²)/q (Poole et al. 2016, eq. 5); C(1) = V(q)/q."""
-        return (sw * sw * pair(q, c)[0] + sb * sb) / q
+        return (sw * sw * pair(q, c, scr)[0] + sb * sb) / q
 
     @njit
     def q_star_moments(sw, sb):
@@ -468,8 +490,8 @@ def _build(act):
         return q, status
 
     @njit
-    def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1):
-        """(c*, χ_c, status) at q* > 0 (see module docstring)."""
+    def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr):
+        """(c*, χ_c, status) at q* > 0 (see module docstring); ``scr``: work space."""
         w2 = sw * sw
         b2 = sb * sb
         if chi1 <= 1.0:
@@ -478,11 +500,11 @@ def _build(act):
             return 0.0, w2 * e_dphi * e_dphi, 0
         lo = 0.0  # C(lo) > lo
         hi = 1.0  # C(hi) ≤ hi
-        c, slope, exact = mehler(q, sw, sb, e_phi2)
+        c, slope, exact = mehler(q, sw, sb, e_phi2, scr)
         if exact:
             return c, slope, 0
         for _ in range(MAXIT):
-            n, mm, ll = pair(q, c)
+            n, mm, ll = pair(q, c, scr)
             g = (w2 * n + b2) / q - c
             slope = w2 * mm
             curv = w2 * q * ll  # C''(c), NaN unless the lattice rule ran
@@ -512,8 +534,9 @@ def _build(act):
         return c, slope, _NOT_CONVERGED
 
     @njit
-    def point(sw, sb):
-        """(q*, χ_1, c*, χ_c, χ_q, ξ_q, ξ_c, status) at one (σ_w, σ_b)."""
+    def point(sw, sb, scr):
+        """(q*, χ_1, c*, χ_c, χ_q, ξ_q, ξ_c, status) at one (σ_w, σ_b); ``scr`` is a
+        work space of ``scratch_size`` float64 values (its contents are not used)."""
         q, status, m = q_star_moments(sw, sb)
         w2 = sw * sw
         if q == math.inf:
@@ -526,7 +549,7 @@ def _build(act):
         if q == 0.0:
             c, chic = 1.0, chi1
         else:
-            c, chic, st = c_star(q, sw, sb, m[0], m[1], m[2], chi1)
+            c, chic, st = c_star(q, sw, sb, m[0], m[1], m[2], chi1, scr)
             status |= st
         xiq = depth_scale(chiq)
         xic = depth_scale(chic)
@@ -581,21 +604,23 @@ def _build(act):
                 break
         return b, chi1_at(b, sb)[1]
 
-    def grid_driver(sw, sb, order, q_out, chi1_out, c_out, chic_out, chiq_out, xiq_out, xic_out, st_out):
+    def grid_driver(sw, sb, order, nchunks, q_out, chi1_out, c_out, chic_out, chiq_out, xiq_out, xic_out, st_out):
         nb = sb.size
-        for p in prange(order.size):
-            idx = order[p]
-            i = idx // nb
-            j = idx - i * nb
-            r = point(sw[i], sb[j])
-            q_out[i, j] = r[0]
-            chi1_out[i, j] = r[1]
-            c_out[i, j] = r[2]
-            chic_out[i, j] = r[3]
-            chiq_out[i, j] = r[4]
-            xiq_out[i, j] = r[5]
-            xic_out[i, j] = r[6]
-            st_out[i, j] = r[7]
+        for t in prange(nchunks):
+            scr = np.empty(scratch_size)
+            for p in range(t * order.size // nchunks, (t + 1) * order.size // nchunks):
+                idx = order[p]
+                i = idx // nb
+                j = idx - i * nb
+                r = point(sw[i], sb[j], scr)
+                q_out[i, j] = r[0]
+                chi1_out[i, j] = r[1]
+                c_out[i, j] = r[2]
+                chic_out[i, j] = r[3]
+                chiq_out[i, j] = r[4]
+                xiq_out[i, j] = r[5]
+                xic_out[i, j] = r[6]
+                st_out[i, j] = r[7]
 
     def edge_driver(sb, lo, hi, nscan, out, st_out):
         for j in prange(sb.size):
@@ -604,14 +629,15 @@ def _build(act):
             st_out[j] = r[1]
 
     def map_driver(kind, x, q, sw, sb, out):
-        for i in prange(x.size):
+        scr = np.empty(scratch_size)
+        for i in range(x.size):
             if kind == 0:
                 out[i] = length_map(x[i], sw[i], sb[i])
             else:
                 qi = q[i]
                 if qi < 0.0:  # q not given: use q*
                     qi = q_star(sw[i], sb[i])[0]
-                out[i] = correlation_map(x[i], qi, sw[i], sb[i]) if 0.0 < qi < math.inf else math.nan
+                out[i] = correlation_map(x[i], qi, sw[i], sb[i], scr) if 0.0 < qi < math.inf else math.nan
 
     return SimpleNamespace(
         activation=act,
@@ -624,6 +650,7 @@ def _build(act):
         q_star=q_star,
         point=point,
         edge=edge,
+        scratch_size=scratch_size,
         drivers={"grid_driver": grid_driver, "edge_driver": edge_driver, "map_driver": map_driver},
     )
 

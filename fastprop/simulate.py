@@ -12,9 +12,9 @@ from . import _validate, distributed
 from ._version import __version__
 from .activations import activation as _activation
 from .chainresult import COUNTS, ChainResult, empty_result
-from .chains import DENSE, INVARIANT, METHODS, WEIGHTS, chain_kernel, n_chunks, stats_kernel
+from .chains import DENSE, INVARIANT, METHODS, WEIGHTS, chain_kernel, stats_kernel
 from .progress import make as _progress
-from .targets import check_target, resolve_target
+from .targets import check_target, n_chunks, resolve_target
 
 __all__ = ["simulate_chains"]
 
@@ -158,7 +158,7 @@ def simulate_chains(
     rec = _layers(layers, L)
     thr = _thresholds(thresholds)
     check_target(target)
-    tgt = resolve_target(target, cuda_kernels=True) if client is None else target
+    tgt = resolve_target(target) if client is None else target
     if x0 is None:
         x0v = np.full(d, 1.0 / math.sqrt(d))
     else:

@@ -2,11 +2,9 @@
 
 ``"cpu"`` is serial Numba, ``"parallel"`` uses ``prange`` over the machine's
 threads (``NUMBA_NUM_THREADS``), and ``"cuda"`` runs on an NVIDIA GPU through
-Numba's CUDA target (the numba-cuda package). ``"cuda"`` is built for
-:func:`fastprop.simulate_chains`; the mean-field drivers do not have CUDA kernels
-yet. ``"auto"`` resolves to ``"cuda"`` where the driver has CUDA kernels and a
-real GPU is usable, else ``"parallel"``. Results do not depend on the target
-(DESIGN §4).
+the CUDA target of the numba-cuda package (the ``cuda12``/``cuda13`` extras).
+``"auto"`` resolves to ``"cuda"`` where a real GPU is usable, else
+``"parallel"``. Results do not depend on the target (DESIGN §4).
 
 The CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) makes ``"cuda"`` usable without a
 GPU, for tests; ``"auto"`` never picks the simulator.
@@ -14,32 +12,35 @@ GPU, for tests; ``"auto"`` never picks the simulator.
 
 from __future__ import annotations
 
+import importlib.util
+
+from numba import get_num_threads
+
 TARGETS = ("auto", "cpu", "parallel", "cuda")
 
 
-def cuda_available() -> bool:
-    """True when numba-cuda is importable and a GPU (or the simulator) is usable."""
-    try:
-        from numba import cuda
-    except ImportError:  # pragma: no cover - numba always ships numba.cuda shims
-        return False
-    try:
-        return bool(cuda.is_available())
-    except Exception:
-        return False
+def numba_cuda_installed() -> bool:
+    """Whether the numba-cuda package (the CUDA target fastprop is built for) is
+    installed. Numba's own deprecated ``numba.cuda`` cannot compile its kernels."""
+    return importlib.util.find_spec("numba_cuda") is not None
 
 
 def cuda_status():
-    """(usable, description) of the GPU for ``fastprop info``."""
+    """(usable, description) of the CUDA target here, for ``fastprop info`` and errors.
+
+    Usable means numba-cuda with a working GPU, or the simulator
+    (``NUMBA_ENABLE_CUDASIM=1``, which needs no numba-cuda)."""
     try:
         from numba import cuda
-    except ImportError:  # pragma: no cover
+    except ImportError:  # pragma: no cover - numba always ships numba.cuda shims
         return False, "numba.cuda is not importable"
     try:
+        if _simulated():
+            return bool(cuda.is_available()), "the CUDA simulator (NUMBA_ENABLE_CUDASIM=1), for tests only"
+        if not numba_cuda_installed():
+            return False, "numba-cuda is not installed (pip install 'fastprop[cuda12]' or 'fastprop[cuda13]')"
         if not cuda.is_available():
             return False, "none usable (no CUDA driver or device found)"
-        if _simulated():
-            return True, "the CUDA simulator (NUMBA_ENABLE_CUDASIM=1), for tests only"
         dev = cuda.get_current_device()
         name = dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name)
     except Exception as exc:  # a broken driver must not break `fastprop info`
@@ -62,21 +63,22 @@ def _simulated() -> bool:
     return bool(config.ENABLE_CUDASIM)
 
 
-def resolve_target(target, cuda_kernels=False) -> str:
-    """Validate ``target`` and return the concrete target ("cpu", "parallel" or "cuda").
-
-    ``cuda_kernels`` says whether the calling driver has CUDA kernels.
-    """
+def resolve_target(target) -> str:
+    """Validate ``target`` and return the concrete target ("cpu", "parallel" or "cuda")."""
     check_target(target)
     if target == "auto":
-        return "cuda" if cuda_kernels and not _simulated() and cuda_available() else "parallel"
+        return "cuda" if not _simulated() and cuda_status()[0] else "parallel"
     if target == "cuda":
-        if not cuda_kernels:
-            raise ValueError(
-                "target='cuda' is not available for the mean-field drivers yet (only simulate_chains has CUDA "
-                "kernels); use target='parallel' or 'cpu'"
-            )
         usable, why = cuda_status()
         if not usable:
             raise ValueError(f"target='cuda' needs a usable NVIDIA GPU with numba-cuda: {why}")
     return target
+
+
+def n_chunks(n, target):
+    """How many independent pieces a CPU driver cuts ``n`` items into: 1 for
+    ``"cpu"``, else enough for ``prange`` to balance the threads. Results do not
+    depend on it."""
+    if target != "parallel":
+        return 1
+    return max(1, min(n, 8 * get_num_threads()))

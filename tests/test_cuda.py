@@ -1,4 +1,4 @@
-"""The CUDA target of the chain engine.
+"""The CUDA target: the chain engine and the mean-field drivers.
 
 Run on a real GPU when one is present, and in CI under the simulator:
 
@@ -16,7 +16,7 @@ from numba import config, cuda, uint64
 import fastprop as fp
 from fastprop import rng
 from fastprop.chains import hist_edges
-from fastprop.targets import cuda_status
+from fastprop.targets import cuda_status, numba_cuda_installed
 
 USABLE, WHY = cuda_status()
 SIMULATED = bool(config.ENABLE_CUDASIM)
@@ -101,21 +101,88 @@ def test_cuda_halves_merge_to_the_whole():
     assert a.merge(b).identical(whole)
 
 
-def test_auto_never_picks_the_simulator_and_grids_have_no_cuda_yet():
+def test_auto_never_picks_the_simulator():
     from fastprop.targets import resolve_target
 
     if SIMULATED:
-        assert resolve_target("auto", cuda_kernels=True) == "parallel"
-    with pytest.raises(ValueError, match="mean-field drivers"):
-        fp.meanfield_grid("relu", [1.0], [0.0], target="cuda")
-    with pytest.raises(ValueError, match="mean-field drivers"):
-        fp.edge_of_chaos("relu", [0.0], target="cuda")
+        assert resolve_target("auto") == "parallel"
+        assert fp.meanfield_grid("relu", [1.0], [0.0]).target == "parallel"
+
+
+def assert_same_values(gpu, cpu, rel=1e-12):
+    """Grid values: bit for bit under the simulator (the same CPU code runs), else
+    to ``rel`` (libdevice and the CPU's libm may differ in the last ulp)."""
+    if SIMULATED:
+        np.testing.assert_array_equal(gpu, cpu)
+    else:
+        np.testing.assert_allclose(gpu, cpu, rtol=rel, atol=0.0, equal_nan=True)
+
+
+# every path of the scalar maths: chaotic tanh (Mehler-exact, the lattice rule, and
+# the Gauss–Legendre rule past the work space at large q*), the ordered phase and
+# q* = 0; relu's closed-form kernel, q* = 0 and q* = ∞; hard_tanh's kinks; swish's
+# lattice rule for a non-odd φ
+GRIDS = {
+    "tanh": ([0.5, 1.0, 1.6, 3.0, 12.0], [0.0, 0.3, 1.0, 7.0]),
+    "relu": ([0.8, 1.2, 1.5], [0.0, 0.5]),
+    "hard_tanh": ([0.7, 1.4, 3.0], [0.0, 0.4]),
+    "swish": ([1.0, 2.5, 4.0], [0.0, 0.8]),
+}
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", sorted(GRIDS))
+def test_grid_values_agree_with_the_cpu(name):
+    sw, sb = GRIDS[name]
+    gpu = fp.meanfield_grid(name, sw, sb, target="cuda")
+    cpu = fp.meanfield_grid(name, sw, sb, target="cpu")
+    assert gpu.target == "cuda"
+    np.testing.assert_array_equal(gpu.status, cpu.status)
+    for f in ("q_star", "chi_1", "c_star", "chi_c", "chi_q"):
+        assert_same_values(getattr(gpu, f), getattr(cpu, f))
+    for f in ("xi_q", "xi_c"):  # compared as 1/ξ = −ln χ, finite at criticality
+        assert_same_values(1.0 / getattr(gpu, f), 1.0 / getattr(cpu, f))
+
+
+@needs_cuda
+def test_the_tanh_grid_reaches_the_work_space_fallback():
+    # at σ_w = 12, σ_b = 7 of the tanh grid above (q* ≈ 185, c* ≈ 0.56) the lattice
+    # tables would not fit the work space: pair() takes the Gauss–Legendre path
+    from fastprop.meanfield import kernels
+
+    g = fp.meanfield_grid("tanh", [12.0], [7.0], target="cpu")
+    q, c = float(g.q_star[0, 0]), float(g.c_star[0, 0])
+    k = kernels("tanh")
+    assert q > 150 and math.isnan(k.pair(q, c, np.empty(k.scratch_size))[2])
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", ["tanh", "relu", "selu"])
+def test_edge_of_chaos_agrees_with_the_cpu(name):
+    sb = np.array([0.0, 0.05, 0.5, 1.5])
+    w_gpu, st_gpu = fp.edge_of_chaos(name, sb, target="cuda", full_output=True)
+    w_cpu, st_cpu = fp.edge_of_chaos(name, sb, target="cpu", full_output=True)
+    np.testing.assert_array_equal(st_gpu, st_cpu)
+    assert_same_values(w_gpu, w_cpu, rel=1e-13)
 
 
 @pytest.mark.skipif(USABLE, reason="a CUDA device (or the simulator) is usable here")
 def test_cuda_without_a_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="needs a usable NVIDIA GPU"):
         fp.simulate_chains(3, 2, 10, target="cuda")
+
+
+@pytest.mark.skipif(SIMULATED or numba_cuda_installed(), reason="numba-cuda is installed (or simulated)")
+def test_without_numba_cuda_the_error_names_the_extra():
+    # numba's own deprecated numba.cuda cannot compile these kernels even with a GPU
+    for run in (
+        lambda: fp.meanfield_grid("tanh", [1.0], [0.0], target="cuda"),
+        lambda: fp.edge_of_chaos("tanh", 0.0, target="cuda"),
+        lambda: fp.simulate_chains(3, 2, 10, target="cuda"),
+    ):
+        with pytest.raises(ValueError, match=r"numba-cuda is not installed \(pip install 'fastprop\[cuda12\]'"):
+            run()
+    assert fp.targets.resolve_target("auto") == "parallel"
 
 
 @pytest.mark.skipif(USABLE, reason="a CUDA device (or the simulator) is usable here")
@@ -140,3 +207,61 @@ def test_cli_tail_on_cuda(tmp_path):
     assert res.meta["target"] == "cuda" and res.n == 200
     if SIMULATED:
         assert res.identical(ref)
+
+
+def _compiler_status():
+    """Whether numba-cuda can compile kernels here (its NVVM from the CUDA toolkit
+    wheels of the cuda12/cuda13 extras); a GPU is not needed for that."""
+    if SIMULATED:
+        return False, "under the simulator nothing is compiled"
+    if not numba_cuda_installed():
+        return False, "numba-cuda is not installed (pip install 'fastprop[cuda12]')"
+    try:
+        from numba.cuda.cudadrv.nvvm import NVVM
+
+        NVVM()
+    except Exception as exc:
+        return False, f"no NVVM to compile CUDA kernels (pip install 'fastprop[cuda12]'): {type(exc).__name__}"
+    return True, ""
+
+
+COMPILER, NO_COMPILER = _compiler_status()
+
+
+@pytest.mark.skipif(not COMPILER, reason=NO_COMPILER)
+@pytest.mark.parametrize("name", fp.ACTIVATIONS)
+def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
+    """What the simulator only interprets, compiled to PTX for an H100 (sm_90):
+    the grid and edge kernels and the chain kernel of every built-in activation,
+    and the statistics kernels. Runs wherever numba-cuda and its NVVM are
+    installed, with or without a GPU."""
+    from types import SimpleNamespace
+
+    import numba.cuda.dispatcher as dispatcher
+    from numba import boolean, float64, int8, int64
+
+    from fastprop import chains_cuda, meanfield_cuda
+
+    if not cuda.is_available():  # numba-cuda asks the device only for its compute capability
+        monkeypatch.setattr(dispatcher, "get_current_device", lambda: SimpleNamespace(compute_capability=(9, 0)))
+    act = fp.activation(name)
+    grid, edge = meanfield_cuda._kernels(act)
+    a1, a2, i64 = float64[:], float64[:, :], int64
+    kernels = [
+        (grid, (a1, a1, i64, i64, a2, a2, a2, a2, a2, a2, a2, int8[:, :])),
+        (edge, (a1, float64, float64, i64, a1, int8[:])),
+        (
+            chains_cuda._chain_kernel(act, 10, True, False),
+            (a2, i64[:], i64, i64, uint64, i64, float64, float64, a1, i64, boolean, boolean, boolean, float64, float64),
+        ),
+    ]
+    if name == "linear":
+        update, normalize = chains_cuda._stats_kernels()
+        i2 = i64[:, :]
+        kernels += [
+            (update, (a2, i64, a1, i2, i64[:], i64[:], i64[:], i2, i2, i64[:, :, :], i64[:])),
+            (normalize, (i64[:, :, :],)),
+        ]
+    for kernel, sig in kernels:
+        ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
+        assert ".entry" in ptx

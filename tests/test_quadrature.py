@@ -13,6 +13,10 @@ from fastprop.meanfield import kernels
 QS = [1e-8, 0.01, 0.3, 1.0, 5.0, 34.0, 300.0, 1e4, 1e8]
 
 
+def pair(k, q, c):
+    return k.pair(q, c, np.empty(k.scratch_size))
+
+
 @pytest.mark.parametrize("name", fp.ACTIVATIONS)
 def test_moments_match_mpmath(name):
     k = kernels(name)
@@ -52,7 +56,7 @@ def test_fixed_gauss_hermite_fails_where_we_do_not():
 def test_pair_matches_nested_adaptive_quadrature(name):
     k = kernels(name)
     for q, c in [(0.7, 0.35), (6.0, 0.8), (25.0, 0.1), (3.0, -0.5)]:
-        n, m, _ = k.pair(q, c)
+        n, m, _ = pair(k, q, c)
         rn, rm = R.pair(name, q, c)
         assert n == pytest.approx(rn, rel=1e-11, abs=1e-13 * q), (q, c)
         assert m == pytest.approx(rm, rel=1e-11, abs=1e-13), (q, c)
@@ -60,8 +64,8 @@ def test_pair_matches_nested_adaptive_quadrature(name):
 
 def test_closed_form_kernels_match_literature():
     for q, c in [(0.3, 0.2), (2.0, -0.7), (40.0, 0.99), (1.0, 1.0), (1.0, -1.0)]:
-        assert kernels("relu").pair(q, c)[:2] == pytest.approx(R.relu_pair(q, c), rel=1e-14, abs=1e-15)
-        assert kernels("erf").pair(q, c)[:2] == pytest.approx(R.erf_pair(q, c), rel=1e-14, abs=1e-15)
+        assert pair(kernels("relu"), q, c)[:2] == pytest.approx(R.relu_pair(q, c), rel=1e-14, abs=1e-15)
+        assert pair(kernels("erf"), q, c)[:2] == pytest.approx(R.erf_pair(q, c), rel=1e-14, abs=1e-15)
 
 
 @pytest.mark.parametrize("name", sorted(R.NP_PHI))
@@ -70,7 +74,7 @@ def test_pair_at_large_q_matches_trapezoid(name):
     # from z₂ = 0 (a regression test for thinning relative to the wrong centre)
     k = kernels(name)
     for q, c in [(300.0, 0.5), (80.0, 0.9), (40.0, -0.3), (30.0, 0.2)]:
-        n, m, _ = k.pair(q, c)
+        n, m, _ = pair(k, q, c)
         rn, rm = R.pair_trapezoid(name, q, c)
         assert n == pytest.approx(rn, rel=1e-12, abs=1e-13 * q), (q, c)
         assert m == pytest.approx(rm, rel=1e-11, abs=1e-14), (q, c)
@@ -86,7 +90,7 @@ def test_lattice_rule_matches_trapezoid_in_rotated_coordinates(name):
     k = kernels(name)
     for q in (0.01, 1.0, 10.0, 60.0):
         for c in (-0.95, -0.5, 0.2, 0.6, 0.97, 0.9995):
-            n, m, _ = k.pair(q, c)
+            n, m, _ = pair(k, q, c)
             rn, rm = R.pair_trapezoid(name, q, c, n=2001)
             assert n == pytest.approx(rn, rel=1e-11, abs=1e-14 * (1 + q)), (q, c)
             assert m == pytest.approx(rm, rel=1e-11, abs=1e-14), (q, c)
@@ -98,7 +102,7 @@ def test_lattice_curvature_is_the_c_derivative_of_the_slope_integral(name):
     k = kernels(name)
     h = 1e-4
     for q, c in [(0.5, 0.4), (4.0, 0.7), (20.0, -0.6), (3.0, 0.99)]:
-        ll = k.pair(q, c)[2]
+        ll = pair(k, q, c)[2]
         up = R.pair_trapezoid(name, q, c + h, n=2001)[1]
         down = R.pair_trapezoid(name, q, c - h, n=2001)[1]
         assert ll == pytest.approx((up - down) / (2 * h * q), rel=1e-6, abs=1e-12), (q, c)
@@ -115,3 +119,19 @@ def test_lattice_step_meets_its_error_target():
         pole = a * a / (2 * sigma**2) - 2 * math.pi * a / d
         gauss = -2 * math.pi**2 * sigma**2 / d**2 if 2 * math.pi * sigma**2 / d <= a else math.inf
         assert min(pole, gauss) <= -LATTICE_T + 1e-9
+
+
+def test_lattice_rule_runs_only_where_its_tables_fit_the_work_space():
+    # the decision every target makes alike: at tanh q = 120, c = 0.5 the tables
+    # take 7507 values, at q = 150 they would take 8387 > SCRATCH = 8192, and the
+    # Gauss–Legendre rule (no curvature output) runs instead, as accurately
+    from fastprop.meanfield import SCRATCH
+
+    assert SCRATCH == 8192
+    k = kernels("tanh")
+    for q, lattice in [(120.0, True), (150.0, False)]:
+        n, m, ll = pair(k, q, 0.5)
+        assert math.isfinite(ll) == lattice, q
+        rn, rm = R.pair_trapezoid("tanh", q, 0.5)
+        assert n == pytest.approx(rn, rel=1e-12), q
+        assert m == pytest.approx(rm, rel=1e-11), q
