@@ -355,7 +355,7 @@ class ChainResult:
         """Read a result written by :meth:`save` (``.npz`` or netCDF), bit for bit."""
         info, arrays = _io.load(path, "ChainResult")
         return cls(
-            params=info["params"],
+            params={"dtype": "float64", **info["params"]},  # files from before dtype existed are float64
             chain_ranges=[tuple(r) for r in info["chain_ranges"]],
             meta=info["meta"],
             norms=arrays.pop("norms", None),

@@ -127,9 +127,14 @@ def hist_bin(v):
     return b + 1
 
 
-def _build_chain(act):
-    """The scalar chain function for an activation, compiled by whichever target calls it."""
+def _build_chain(act, dtype):
+    """The scalar chain function for an activation, compiled by whichever target calls it.
+
+    ``dtype`` (float64 or float32) is that of the working vectors the caller
+    passes (x, h and the normals z); the matrix–vector product accumulates in it.
+    """
     ev = act.eval3
+    F = np.dtype(dtype).type
 
     @njit
     def phi(h):
@@ -145,9 +150,9 @@ def _build_chain(act):
             for i in range(d):
                 h[i] *= sw
         else:
-            c = sw / math.sqrt(d)
+            c = F(sw / math.sqrt(d))
             for i in range(d):
-                acc = 0.0
+                acc = F(0.0)
                 for j in range(d):
                     acc += z[i * d + j] * x[j]
                 h[i] = c * acc
@@ -273,7 +278,7 @@ def _build_chain(act):
     return chain
 
 
-def _build_chain_kernel(chain, parallel):
+def _build_chain_kernel(chain, parallel, dtype):
     @njit(parallel=parallel)
     def run(out, slot, first, nb, seed, d, L, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, nchunks):
         zsize = d * d + d if method == DENSE else 2 * d
@@ -282,10 +287,10 @@ def _build_chain_kernel(chain, parallel):
             lo = t * nb // nchunks
             hi = (t + 1) * nb // nchunks
             st = np.empty(rng.STREAM_SIZE, np.uint64)
-            z = np.empty(zsize)
-            q = np.empty(qsize)
-            x = np.empty(d)
-            h = np.empty(d)
+            z = np.empty(zsize, dtype)
+            q = np.empty(qsize, dtype)
+            x = np.empty(d, dtype)
+            h = np.empty(d, dtype)
             for i in range(lo, hi):
                 rng.stream_init(st, seed, first + i)
                 chain(st, out, i, slot, L, d, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, z, q, x, h)
@@ -332,21 +337,22 @@ def _build_stats_kernel(parallel):
 _CACHE: dict = {}
 
 
-def chain_function(act):
-    """The scalar chain function of an activation (one per activation and process)."""
-    key = ("chain", act.name, id(act.eval3))
+def chain_function(act, dtype="float64"):
+    """The scalar chain function of an activation and working dtype (one per process)."""
+    key = ("chain", act.name, id(act.eval3), dtype)
     k = _CACHE.get(key)
     if k is None:
-        k = _CACHE[key] = (act.eval3, _build_chain(act))  # keeps eval3 alive, so its id stays unique
+        k = _CACHE[key] = (act.eval3, _build_chain(act, dtype))  # keeps eval3 alive, so its id stays unique
     return k[1]
 
 
-def chain_kernel(act, target):
-    """The compiled chain batch kernel for an activation and a CPU target."""
-    key = ("run", act.name, id(act.eval3), target)
+def chain_kernel(act, target, dtype="float64"):
+    """The compiled chain batch kernel for an activation, a CPU target and a working dtype."""
+    key = ("run", act.name, id(act.eval3), target, dtype)
     k = _CACHE.get(key)
     if k is None:
-        k = _CACHE[key] = (act.eval3, _build_chain_kernel(chain_function(act), target == "parallel"))
+        chain = chain_function(act, dtype)
+        k = _CACHE[key] = (act.eval3, _build_chain_kernel(chain, target == "parallel", np.dtype(dtype)))
     return k[1]
 
 

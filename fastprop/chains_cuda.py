@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import config, cuda, float64, uint64
+from numba import config, cuda, float32, float64, uint64
 
 from . import exactsum, rng
 from .chainresult import COUNTS
@@ -46,12 +46,13 @@ else:
         return a
 
 
-def _chain_kernel(act, d, dense, ortho):
-    key = ("cuda-run", act.name, id(act.eval3), d, dense, ortho)
+def _chain_kernel(act, d, dense, ortho, dtype="float64"):
+    key = ("cuda-run", act.name, id(act.eval3), d, dense, ortho, dtype)
     k = _CACHE.get(key)
     if k is not None:
         return k[1]
-    chain = chain_function(act)
+    chain = chain_function(act, dtype)
+    ftype = float32 if dtype == "float32" else float64
     zsize = d * d + d if dense else 2 * d
     qsize = d * d if (dense and ortho) else 1
     nstate = rng.STREAM_SIZE
@@ -61,10 +62,10 @@ def _chain_kernel(act, d, dense, ortho):
         i = cuda.grid(1)
         if i < nb:
             st = cuda.local.array(nstate, uint64)
-            z = cuda.local.array(zsize, float64)
-            q = cuda.local.array(qsize, float64)
-            x = cuda.local.array(d, float64)
-            h = cuda.local.array(d, float64)
+            z = cuda.local.array(zsize, ftype)
+            q = cuda.local.array(qsize, ftype)
+            x = cuda.local.array(d, ftype)
+            h = cuda.local.array(d, ftype)
             rng.stream_init(st, seed, first + i)
             chain(
                 st, _arr(out), i, _arr(slot), L, d, sw, sb, _arr(x0), method, ortho_, tracked, rms, pos_sq, neg_sq,
@@ -128,10 +129,10 @@ def _stats_kernels():
 
 def run_batches(
     result, act, batch, slot, first, n, seed, d, L, sw, sb, x0, code, ortho, tracked, rms, pos_sq, neg_sq, tlog,
-    keep_norms, bar,
+    keep_norms, bar, dtype,
 ):  # fmt: skip
     """Simulate chains [first, first + n) on the GPU in batches, folding into ``result``."""
-    run = _chain_kernel(act, d, code == DENSE, ortho)
+    run = _chain_kernel(act, d, code == DENSE, ortho, dtype)
     update, normalize = _stats_kernels()
     ns = result.layers.size
     d_out = cuda.device_array((ns, batch))

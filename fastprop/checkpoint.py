@@ -152,6 +152,7 @@ def resume_chains(path, *, checkpoint_every=30.0, progress=False, target="auto",
         "seed": p["seed"],
         "x0": p["x0"],
         "keep_norms": p["keep_norms"],
+        "dtype": p.get("dtype", "float64"),  # files from before dtype existed are float64
         "layers": [int(v) for v in result.layers],
         "thresholds": [float(v) for v in result.thresholds],
         "client": client,

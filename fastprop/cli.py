@@ -139,6 +139,9 @@ def _parser():
     t.add_argument("--sigma-b", type=float, default=None, help="σ_b (default 0)")
     t.add_argument("--weights", default=None, help="gaussian or orthogonal (default gaussian)")
     t.add_argument("--method", default=None, help="auto, dense or invariant (default auto)")
+    t.add_argument(
+        "--dtype", choices=["float64", "float32"], default=None, help="precision of each chain (default float64)"
+    )
     t.add_argument("--thresholds", type=float, nargs="+", default=None, help="thresholds t (default 0.01 10)")
     t.add_argument(
         "--target-rel-error",
@@ -175,6 +178,7 @@ _TAIL_DEFAULTS = {
     "method": "auto",
     "thresholds": [0.01, 10.0],
     "seed": 0,
+    "dtype": "float64",
 }
 
 
@@ -277,6 +281,7 @@ def _tail_request(args):
         "method": a["method"],
         "thresholds": a["thresholds"],
         "seed": a["seed"],
+        "dtype": a["dtype"],
     }
     if args.target_rel_error is not None:
         run = {"n_chains": None, "target_rel_error": args.target_rel_error, "max_chains": args.max_chains or 10**9}
@@ -368,7 +373,7 @@ def _tail(args):
     p = r.params
     print(
         f"{p['activation']} network, width {p['width']}, {p['weights']} weights, sigma_w = {p['sigma_w']:g}, "
-        f"sigma_b = {p['sigma_b']:g}, seed {p['seed']}: {r.n:,} chains ({p['method']} sampler, "
+        f"sigma_b = {p['sigma_b']:g}, seed {p['seed']}: {r.n:,} chains ({p['method']} sampler, {p['dtype']}, "
         f"target {r.meta['target']}) in {dt:.2f} s"
     )
     laws = _exact_laws(r)

@@ -143,6 +143,14 @@ def test_batch_size_and_target_do_not_matter(kw):
         assert fp.simulate_chains(n_chains=2500, seed=4, batch_size=bs, target="parallel", **kw).identical(ref)
 
 
+def test_float32_does_not_depend_on_target_or_batches():
+    kw = dict(KW, method="dense", dtype="float32")
+    ref = fp.simulate_chains(n_chains=1500, seed=4, target="cpu", **kw)
+    assert ref.params["dtype"] == "float32"
+    for bs in (7, 1000):
+        assert fp.simulate_chains(n_chains=1500, seed=4, batch_size=bs, target="parallel", **kw).identical(ref)
+
+
 def test_thread_count_does_not_matter(tmp_path):
     code = (
         "import fastprop as fp, sys;"
@@ -248,9 +256,73 @@ def test_result_queries_validate():
         ({"layers": (11,)}, ValueError, "layers"),
         ({"seed": -1}, ValueError, "seed"),
         ({"width": 2.5}, TypeError, "width"),
+        ({"dtype": "float16"}, ValueError, "dtype"),
+        ({"dtype": "int64"}, ValueError, "dtype"),
+        ({"dtype": object()}, TypeError, "dtype"),
     ],
 )
 def test_bad_input(kwargs, err, match):
     base = dict(width=4, depth=10, n_chains=10)
     with pytest.raises(err, match=match):
         fp.simulate_chains(**{**base, **kwargs})
+
+
+# ------------------------------------------------------------------- float32
+ULP32 = 2.0**-24
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(width=10, activation="linear", method="dense"),
+        dict(width=40, activation="linear", method="dense"),
+        dict(width=10, activation="relu", sigma_w=SQRT2, method="dense"),
+        dict(width=10, activation="tanh", sigma_w=1.0, sigma_b=0.3, method="dense"),
+        dict(width=10, activation="tanh", sigma_w=1.0, sigma_b=0.3, method="invariant"),
+        dict(width=6, activation="tanh", sigma_w=1.2, sigma_b=0.2, weights="orthogonal", method="dense"),
+    ],
+)
+def test_float32_rounding_stays_within_its_stated_bound(kw):
+    # the docstring's accuracy statement, chain by chain against the float64 twin
+    # (same streams): median |Δ log‖x_ℓ‖| ≤ ℓ·√d·2⁻²⁴, 99 % of chains within 4×
+    layers = (1, 10, 40)
+    common = dict(depth=40, n_chains=3000, layers=layers, keep_norms=True, seed=4, target="parallel", **kw)
+    a = fp.simulate_chains(**common)
+    b = fp.simulate_chains(dtype="float32", **common)
+    fin = np.isfinite(a.norms)
+    np.testing.assert_array_equal(fin, np.isfinite(b.norms))
+    np.testing.assert_array_equal(a.norms[~fin], b.norms[~fin])  # the same exact zeros
+    for s, ell in enumerate(layers):
+        diff = np.abs(a.norms[s][fin[s]] - b.norms[s][fin[s]])
+        bound = ell * math.sqrt(kw["width"]) * ULP32
+        assert np.median(diff) <= bound, (ell, np.median(diff), bound)
+        assert np.percentile(diff, 99) <= 4 * bound, (ell, np.percentile(diff, 99), bound)
+        assert diff.max() > 0  # float32 really ran
+
+
+def test_float32_tail_counts_differ_only_near_thresholds():
+    # a count may change only for a chain whose float64 log-norm lies within the
+    # largest float32 deviation of a threshold: chaotic tanh, where single chains
+    # drift apart (rounding is amplified like any perturbation) but the law does not
+    kw = dict(width=10, depth=30, n_chains=4000, activation="tanh", sigma_w=2.0, sigma_b=0.3, method="dense")
+    kw.update(thresholds=(1.5, 3.0, 4.5), layers=(5, 30), keep_norms=True, seed=12)
+    a = fp.simulate_chains(**kw)
+    b = fp.simulate_chains(dtype="float32", **kw)
+    tlog = np.log(a.thresholds)
+    for s in range(2):
+        dev = np.abs(a.norms[s] - b.norms[s]).max()
+        near = np.abs(a.norms[s][:, None] - tlog[None, :]) <= dev
+        changed = np.abs(a.above[s] - b.above[s]) + np.abs(a.below[s] - b.below[s])
+        assert np.all(changed <= 2 * near.sum(axis=0))
+        for t in a.thresholds:  # and the estimates agree well inside their intervals
+            ea, eb = a.tail_probability(t, layer=int(a.layers[s])), b.tail_probability(t, layer=int(a.layers[s]))
+            assert abs(ea.p - eb.p) <= 0.1 * (ea.ci_high - ea.ci_low) + 1e-12
+
+
+def test_float32_and_float64_runs_do_not_merge(tmp_path):
+    a = fp.simulate_chains(4, 5, 100, method="dense", dtype="float32")
+    b = fp.simulate_chains(4, 5, 100, first_chain=100, method="dense")
+    with pytest.raises(ValueError, match="dtype"):
+        a.merge(b)
+    a.save(tmp_path / "a.npz")
+    assert fp.ChainResult.load(tmp_path / "a.npz").params["dtype"] == "float32"

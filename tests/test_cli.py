@@ -91,13 +91,15 @@ def test_tail_defaults_on_a_small_run(tmp_path):
 def test_tail_netcdf_and_options(tmp_path):
     out = tmp_path / "t.nc"
     args = ("--width", "4", "--depth", "3", "7", "--activation", "tanh", "--sigma-w", "1.5", "--sigma-b", "0.1")
-    args = (*args, "--thresholds", "0.5", "2", "--seed", "11", "--chains", "5000")
-    r = run("tail", *args, "--out", str(out), cwd=tmp_path)
+    args = (*args, "--thresholds", "0.5", "2", "--seed", "11", "--chains", "5000", "--method", "dense")
+    r = run("tail", *args, "--dtype", "float32", "--out", str(out), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     res = fp.ChainResult.load(out)
-    ref = fp.simulate_chains(4, 7, 5000, "tanh", 1.5, 0.1, layers=[3, 7], thresholds=(0.5, 2.0), seed=11)
+    ref = fp.simulate_chains(
+        4, 7, 5000, "tanh", 1.5, 0.1, method="dense", layers=[3, 7], thresholds=(0.5, 2.0), seed=11, dtype="float32"
+    )
     assert res.identical(ref)
-    assert "exact" in r.stdout and "||x||>2" in r.stdout
+    assert "exact" in r.stdout and "||x||>2" in r.stdout and "float32" in r.stdout
 
 
 def _wait_for(path, proc, timeout=120.0):

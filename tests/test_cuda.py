@@ -79,6 +79,7 @@ CASES = [
     {"width": 3, "depth": 4, "method": "dense", "weights": "orthogonal", "activation": "relu", "sigma_w": 1.4},
     {"width": 3, "depth": 3, "activation": "erf", "sigma_b": 0.5, "weights": "orthogonal"},
     {"width": 4, "depth": 4, "method": "dense", "activation": "linear", "rms_norm": True},
+    {"width": 4, "depth": 5, "method": "dense", "activation": "tanh", "sigma_w": 1.5, "dtype": "float32"},
 ]
 
 
@@ -232,8 +233,8 @@ COMPILER, NO_COMPILER = _compiler_status()
 @pytest.mark.parametrize("name", fp.ACTIVATIONS)
 def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     """What the simulator only interprets, compiled to PTX for an H100 (sm_90):
-    the grid and edge kernels and the chain kernel of every built-in activation,
-    and the statistics kernels. Runs wherever numba-cuda and its NVVM are
+    the grid and edge kernels and the chain kernels (float64 and float32) of every
+    built-in activation, and the statistics kernels. Runs wherever numba-cuda and its NVVM are
     installed, with or without a GPU."""
     from types import SimpleNamespace
 
@@ -250,11 +251,11 @@ def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     kernels = [
         (grid, (a1, a1, i64, i64, a2, a2, a2, a2, a2, a2, a2, int8[:, :])),
         (edge, (a1, float64, float64, i64, a1, int8[:])),
-        (
-            chains_cuda._chain_kernel(act, 10, True, False),
-            (a2, i64[:], i64, i64, uint64, i64, float64, float64, a1, i64, boolean, boolean, boolean, float64, float64),
-        ),
     ]
+    flags = (boolean, boolean, boolean)
+    chain_sig = (a2, i64[:], i64, i64, uint64, i64, float64, float64, a1, i64, *flags, float64, float64)
+    for dtype in ("float64", "float32"):
+        kernels.append((chains_cuda._chain_kernel(act, 10, True, False, dtype), chain_sig))
     if name == "linear":
         update, normalize = chains_cuda._stats_kernels()
         i2 = i64[:, :]
