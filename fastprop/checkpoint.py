@@ -25,17 +25,22 @@ import numpy as np
 from .chainresult import ChainResult
 from .progress import make as _progress
 from .simulate import simulate_chains
+from .targets import resolve_target
 
-__all__ = ["run_chains", "resume_chains", "block_size", "FIRST_BLOCK", "MAX_BLOCK"]
+__all__ = ["run_chains", "resume_chains", "block_size", "FIRST_BLOCK", "MAX_BLOCK", "GPU_MAX_BLOCK"]
 
 FIRST_BLOCK = 1 << 16
 MAX_BLOCK = 1 << 20
+GPU_MAX_BLOCK = 1 << 24
+"""Block cap of a run started on the GPU (≈ 0.3 s of work a block at 5·10⁷ chains/s)."""
 SIDES = ("upper", "lower")
 
 
 def block_size(done, max_block=MAX_BLOCK):
     """Chains in the block that starts after ``done`` chains: doubling from 2¹⁶ up to
-    ``max_block`` (2²⁰ locally; on a Dask cluster enough for all its threads)."""
+    ``max_block`` (2²⁰ on the CPU, 2²⁴ on a GPU; on a Dask cluster enough for all
+    its threads). The cap is fixed when a run starts and recorded, so a resumed run
+    cuts the same blocks (and a run to a target error stops at the same chain)."""
     return min(max(done, FIRST_BLOCK), max_block)
 
 
@@ -167,6 +172,8 @@ def _continue(path, run, result, kwargs, checkpoint_every, progress, target, fre
         raise ValueError(f"checkpoint_every must be a number of seconds ≥ 0, got {checkpoint_every!r}")
     client = kwargs.get("client")
     if client is None:
+        if fresh and resolve_target(target) == "cuda":
+            run["max_block"] = GPU_MAX_BLOCK
         return _blocks(path, run, result, kwargs, checkpoint_every, progress, target)
     from .distributed import TASKS_PER_THREAD, connect
 

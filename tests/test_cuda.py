@@ -197,6 +197,17 @@ def test_cli_cuda_without_a_gpu_is_exit_2(tmp_path, capsys):
 
 
 @needs_cuda
+def test_a_run_started_on_the_gpu_records_larger_blocks(tmp_path):
+    from fastprop.checkpoint import GPU_MAX_BLOCK, resume_chains, run_chains
+
+    kw = {"width": 3, "depth": 4, "seed": 5, "keep_norms": True}
+    r = run_chains(tmp_path / "r.npz", 300, target="cuda", **kw)
+    assert r.meta["run"]["max_block"] == GPU_MAX_BLOCK and r.meta["target"] == "cuda"
+    assert_same_statistics(r, fp.simulate_chains(n_chains=300, target="cpu", **kw))
+    assert resume_chains(tmp_path / "r.npz", target="cpu").meta["run"]["max_block"] == GPU_MAX_BLOCK
+
+
+@needs_cuda
 def test_cli_tail_on_cuda(tmp_path):
     from fastprop.cli import main
 
