@@ -174,6 +174,19 @@ def _sum4(x, n):
     return (s0 + s1) + (s2 + s3)
 
 
+@njit(cache=True)
+def store_point(r, i, j, q_out, chi1_out, c_out, chic_out, chiq_out, xiq_out, xic_out, st_out):
+    """Write one point's (q*, χ_1, c*, χ_c, χ_q, ξ_q, ξ_c, status) at [i, j] of the grid arrays."""
+    q_out[i, j] = r[0]
+    chi1_out[i, j] = r[1]
+    c_out[i, j] = r[2]
+    chic_out[i, j] = r[3]
+    chiq_out[i, j] = r[4]
+    xiq_out[i, j] = r[5]
+    xic_out[i, j] = r[6]
+    st_out[i, j] = r[7]
+
+
 def _build(act):
     ev = act.eval3
     next_break = make_next_break(act.breaks, act.kinks)
@@ -320,7 +333,8 @@ def _build(act):
         i·Δ₁, u₂ on j·Δ₂ with Δ₂ = |c|Δ₁/m, so that every conditional mean
         c·u₁ is a lattice point of u₂ and E[φ(u₂) | u₁] is a discrete
         convolution of φ's samples with one table of Gaussian weights. The
-        tables (:func:`lattice_size` values) live in the work space ``scr``."""
+        tables (3·nj + 3·ni + nw values, :func:`lattice_shape`) live in the
+        work space ``scr``."""
         sign = 1.0 if c > 0.0 else -1.0
         d2 = abs(c) * d1 / m
         i0, ni, j0, nj, nw = lattice_shape(n1, nk, m)
@@ -613,14 +627,7 @@ def _build(act):
                 i = idx // nb
                 j = idx - i * nb
                 r = point(sw[i], sb[j], scr)
-                q_out[i, j] = r[0]
-                chi1_out[i, j] = r[1]
-                c_out[i, j] = r[2]
-                chic_out[i, j] = r[3]
-                chiq_out[i, j] = r[4]
-                xiq_out[i, j] = r[5]
-                xic_out[i, j] = r[6]
-                st_out[i, j] = r[7]
+                store_point(r, i, j, q_out, chi1_out, c_out, chic_out, chiq_out, xiq_out, xic_out, st_out)
 
     def edge_driver(sb, lo, hi, nscan, out, st_out):
         for j in prange(sb.size):

@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, float64
 
-from .meanfield import _CACHE, kernels
+from .chains_cuda import _arr
+from .meanfield import _CACHE, kernels, store_point
 
 __all__ = ["run_grid", "run_edge"]
 
@@ -46,14 +47,10 @@ def _kernels(act):
             j = p - i * nb
             scr = cuda.local.array(size, float64)
             r = point(sw[i], sb[j], scr)
-            q_out[i, j] = r[0]
-            chi1_out[i, j] = r[1]
-            c_out[i, j] = r[2]
-            chic_out[i, j] = r[3]
-            chiq_out[i, j] = r[4]
-            xiq_out[i, j] = r[5]
-            xic_out[i, j] = r[6]
-            st_out[i, j] = r[7]
+            store_point(
+                r, i, j, _arr(q_out), _arr(chi1_out), _arr(c_out), _arr(chic_out), _arr(chiq_out), _arr(xiq_out),
+                _arr(xic_out), _arr(st_out),
+            )  # fmt: skip
 
     @cuda.jit
     def edge_kernel(sb, lo, hi, nscan, out, st_out):
