@@ -15,8 +15,9 @@ Conventions (DESIGN §1; Poole et al. 2016, Schoenholz et al. 2017)
   :math:`χ_c = σ_w^2 \iint φ'(u_1)φ'(u_2) = C'(c^*)` (Schoenholz et al. eq. 9;
   the derivative follows from Price's theorem, dN/dc = q E φ'φ').
 * :math:`χ_q = V'(q^*) = χ_1 + σ_w^2 \int φ''(\sqrt{q^*} z) φ(\sqrt{q^*} z) Dz`
-  (Stein's lemma), with kinks contributing Dirac masses
-  :math:`φ(k)\,[φ'](k)\, ρ_{q}(k)`.
+  (Stein's lemma; kinks add Dirac masses), computed without cancellation as
+  :math:`σ_w^2 \int φ(\sqrt{q^*} z) φ'(\sqrt{q^*} z)\, z\, Dz / \sqrt{q^*}`,
+  the q-derivative of V taken under the integral.
 * Depth scales (Schoenholz et al. 2017, eqs. 7 and 10): ξ_q = −1/ln χ_q,
   ξ_c = −1/ln χ_c; +inf exactly at χ = 1.
 
@@ -28,7 +29,11 @@ conditioning on z₁: the inner expectation over z₂ is E φ(m + s z₂) with
 m = √q c z₁, s = √q √(1−c²) — in closed form when the activation has one
 (``gauss_mean``), otherwise by the same graded rule with its panels moved to
 (b − m)/s — and the outer integral over z₁ has panels at b/√q and
-b/(√q c). Activations with a closed-form kernel (relu, erf, linear) skip the
+b/(√q c). Near c = ±1 the conditional mean turns each corner k of φ (a kink,
+or a jump of φ'') over a width w = √(1−c²)/|c| around k/(√q c), which
+collapses; panels are then graded around it at ±w·2ʲ
+(:func:`fastprop.quadrature.make_next_break`), which keeps the rule exact to
+rounding for c within 1e-12 of ±1. Activations with a closed-form kernel (relu, erf, linear) skip the
 quadrature for the two-dimensional integral altogether.
 
 Activations analytic in a strip |Im h| < a without a closed form (tanh,
@@ -96,7 +101,7 @@ from .quadrature import (
     make_next_break,
 )
 
-__all__ = ["Status", "kernels", "forget"]
+__all__ = ["Status", "kernels"]
 
 Q_MAX = 1e200
 """Largest finite q*: beyond it the length map is reported divergent."""
@@ -189,9 +194,7 @@ def store_point(r, i, j, q_out, chi1_out, c_out, chic_out, chiq_out, xiq_out, xi
 
 def _build(act):
     ev = act.eval3
-    next_break = make_next_break(act.breaks, act.kinks)
-    kinks = act.kinks or (0.0,)
-    jumps = act.slope_jumps or (0.0,)
+    next_break = make_next_break(act.breaks, act.corners)
     nkinks = len(act.kinks)
     has_gm = act.gauss_mean is not None
     gm = act.gauss_mean if has_gm else _no_gauss_mean
@@ -204,30 +207,33 @@ def _build(act):
 
     @njit
     def moments(q):
-        """(E φ, E φ', E φ², E φ'², E φφ'') at h = √q z, z ~ N(0, 1), Dirac masses included."""
+        """(E φ, E φ', E φ², E φ'², dE φ²/dq) at h = √q z, z ~ N(0, 1).
+
+        The last is E[φ φ' z]/√q, the q-derivative of E φ(√q z)² taken under the
+        integral: it equals E φ'² + E φφ'' (Stein's lemma, Dirac masses at kinks
+        included) but has no cancellation between the two, so χ_q = σ_w² times
+        it stays accurate where both terms are huge and nearly opposite (erf at
+        q ~ 1e200) and needs no Dirac terms at all.
+        """
         sq = math.sqrt(max(q, Q_TINY))
         a = 1.0 / sq
         e0 = e1 = e2 = e3 = e4 = 0.0
         z = -ZMAX
         while z < ZMAX:
-            b = next_break(z, a, 0.0, a, 0.0)
+            b = next_break(z, a, 0.0, a, 0.0, 0.0)
             half = 0.5 * (b - z)
             mid = 0.5 * (b + z)
             for k in range(NGL):
                 zk = mid + half * GL_X[k]
                 w = half * GL_W[k] * gauss_weight(zk)
-                p, dp, d2p = ev(sq * zk)
+                p, dp, _ = ev(sq * zk)
                 e0 += w * p
                 e1 += w * dp
                 e2 += w * p * p
                 e3 += w * dp * dp
-                e4 += w * p * d2p
+                e4 += w * p * dp * zk
             z = b
-        for i in range(nkinks):
-            pk = ev(kinks[i])[0]
-            if pk != 0.0:
-                e4 += pk * jumps[i] * gauss_weight(kinks[i] / sq) / sq
-        return e0, e1, e2, e3, e4
+        return e0, e1, e2, e3, e4 * a
 
     @njit
     def mehler(q, sw, sb, e2, scr):
@@ -254,7 +260,7 @@ def _build(act):
         nn = 0
         z = -ZMAX
         while z < ZMAX:
-            b = next_break(z, a, 0.0, a, 0.0)
+            b = next_break(z, a, 0.0, a, 0.0, 0.0)
             half = 0.5 * (b - z)
             mid = 0.5 * (b + z)
             for k in range(NGL):
@@ -315,7 +321,7 @@ def _build(act):
         e0 = e1 = 0.0
         z = -ZMAX
         while z < ZMAX:
-            b = next_break(z, a, b0, a, b0)
+            b = next_break(z, a, b0, a, b0, 0.0)
             half = 0.5 * (b - z)
             mid = 0.5 * (b + z)
             for k in range(NGL):
@@ -405,7 +411,7 @@ def _build(act):
             kn, km = ker(q, c)
             return kn, km, math.nan
         sq = math.sqrt(max(q, Q_TINY))
-        s = sq * math.sqrt(max(0.0, 1.0 - c * c))
+        s = sq * math.sqrt(max(0.0, (1.0 - c) * (1.0 + c)))
         if strip > 0.0 and abs(c) >= LATTICE_C_MIN and s > 0.0:
             d1 = lattice_step(sq, strip)
             m = int(math.ceil(abs(c) * d1 / lattice_step(s, strip)))
@@ -418,10 +424,11 @@ def _build(act):
                     return pair_lattice(sq, c, s, d1, m, n1, nk, scr)
         a1 = 1.0 / sq
         a2 = 1.0 / (sq * c) if c != 0.0 else 0.0
+        corner = s * abs(a2)  # width of the conditional mean's corners (quadrature.make_next_break)
         n_acc = m_acc = 0.0
         z = -ZMAX
         while z < ZMAX:
-            b = next_break(z, a1, 0.0, a2, 0.0)
+            b = next_break(z, a1, 0.0, a2, 0.0, corner)
             half = 0.5 * (b - z)
             mid = 0.5 * (b + z)
             for k in range(NGL):
@@ -436,7 +443,10 @@ def _build(act):
 
     @njit
     def length_map(q, sw, sb):
-        """V(q) = σ_w² E φ(√q z)² + σ_b² (Poole et al. 2016, eq. 3)."""
+        """V(q) = σ_w² E φ(√q z)² + σ_b² (Poole et al. 2016, eq. 3); V(0) = σ_w² φ(0)² + σ_b² exactly."""
+        if q == 0.0:
+            p0 = ev(0.0)[0]
+            return sw * sw * p0 * p0 + sb * sb
         return sw * sw * moments(q)[2] + sb * sb
 
     @njit
@@ -456,7 +466,7 @@ def _build(act):
         v0 = w2 * p0 * p0 + b2
         if v0 == 0.0:
             m = moments(Q_TINY)
-            if w2 * (m[3] + m[4]) <= 1.0 + CRIT_TOL:  # V'(0⁺) ≤ 1: 0 is stable
+            if w2 * m[4] <= 1.0 + CRIT_TOL:  # V'(0⁺) ≤ 1: 0 is stable
                 return 0.0, _Q_ZERO, none
             x = 1.0
         else:
@@ -467,7 +477,7 @@ def _build(act):
         for _ in range(MAXIT):
             m = moments(x)
             g = w2 * m[2] + b2 - x
-            dg = w2 * (m[3] + m[4]) - 1.0
+            dg = w2 * m[4] - 1.0
             if g == 0.0:
                 return x, 0, m
             if g > 0.0:
@@ -528,9 +538,13 @@ def _build(act):
                 hi = c
             step = -g / (slope - 1.0) if slope < 1.0 else math.nan
             if abs(step) <= C_TOL:
-                # quadratic convergence: c + step is exact to ~step², and χ_c at c
-                # differs from χ_c at c* by at most C''·|step|
-                return min(max(c + step, lo), hi), slope, 0
+                # quadratic convergence: c + step is exact to ~step²; χ_c at c differs
+                # from χ_c at c* by C''·step, which is large where C'' is (kinked φ
+                # near c = 1): with C'' known it is added, otherwise χ_c is C' at c*
+                cn = min(max(c + step, lo), hi)
+                if curv >= 0.0:
+                    return cn, slope + curv * (cn - c), 0
+                return cn, w2 * pair(q, cn, scr)[1], 0
             if curv >= 0.0 and slope < 1.0:
                 # Halley: with C'' the second-order step δ = s + C''s²/(2(1 − C'));
                 # once s is small, c + δ and C'(c) + C''δ err by O(s³) and O(s²)
@@ -559,7 +573,7 @@ def _build(act):
         if math.isnan(m[0]):
             m = moments(q)
         chi1 = w2 * m[3]
-        chiq = w2 * (m[3] + m[4])
+        chiq = w2 * m[4]
         if q == 0.0:
             c, chic = 1.0, chi1
         else:
@@ -676,26 +690,21 @@ _CACHE: dict = {}
 
 
 def kernels(act, target="cpu"):
-    """Compiled mean-field kernels for an activation (built once per process).
+    """Compiled mean-field kernels for an activation (built once per process and
+    :attr:`~fastprop.Activation.fingerprint`: never shared by different functions of one name).
 
     ``target`` selects how the drivers are compiled: ``"cpu"`` (serial njit) or
     ``"parallel"`` (njit with ``prange``). The scalar functions are shared.
     """
     act = _activation(act)
-    key = (act.name, target)
+    key = (act.fingerprint, target)
     ns = _CACHE.get(key)
     if ns is None:
-        base = _CACHE.get((act.name, None))
+        base = _CACHE.get((act.fingerprint, None))
         if base is None:
-            base = _CACHE[(act.name, None)] = _build(act)
+            base = _CACHE[(act.fingerprint, None)] = _build(act)
         parallel = target == "parallel"
         drivers = {k: njit(parallel=parallel)(fn) for k, fn in base.drivers.items()}
         ns = SimpleNamespace(**{**vars(base), **drivers})
         _CACHE[key] = ns
     return ns
-
-
-def forget(name):
-    """Drop compiled kernels of an activation (after it is re-registered)."""
-    for key in [k for k in _CACHE if k[0] == name]:
-        del _CACHE[key]

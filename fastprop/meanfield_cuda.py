@@ -31,7 +31,7 @@ SLICE = 1 << 18
 
 
 def _kernels(act):
-    key = (act.name, "cuda")
+    key = (act.fingerprint, "cuda")
     k = _CACHE.get(key)
     if k is not None:
         return k

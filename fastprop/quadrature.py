@@ -48,25 +48,38 @@ centre of its graded set to the previous boundary is skipped: graded point sets 
 one graded set instead of doubling the panel count."""
 
 
-def make_next_break(breaks, kinks):
-    """Compile ``next_break(z, a1, b1, a2, b2)`` for an activation's break points.
+GRADE_MAX = 1.0
+"""Graded boundaries around a smoothed kink stop at this distance (in z) from it:
+beyond, the ordinary panels are fine enough."""
+
+
+def make_next_break(breaks, corners):
+    """Compile ``next_break(z, a1, b1, a2, b2, w)`` for an activation's break points.
 
     Returns the next panel boundary above ``z`` among ``BASE_BREAKS``,
     ``{a1·b + b1}`` and ``{a2·b + b2}`` over the activation's breaks ``b``, or
-    ``ZMAX`` when none is left. Base points and images ``a1·k + b1`` of kinks
-    ``k`` are always boundaries; every other candidate is a smooth feature
+    ``ZMAX`` when none is left. Base points and images ``a1·k + b1`` of corners
+    ``k`` (where φ' or φ'' jumps) are always boundaries; every other candidate is a smooth feature
     and is skipped when it lies within ``THIN·min(|z − b|, |v − b|)`` of ``z``,
     where ``b`` (``b1`` or ``b2``) is the centre of its graded set.
     Two affine images cover the outer integral of the correlation map, whose
     integrand bends both where φ(√q z₁) does and where the conditional
     mean over z₂ does.
+
+    ``w > 0`` is the width (in z) over which the second image of a corner is
+    smoothed: the conditional mean E φ(m + s z₂) turns a corner of φ
+    over |m − k| ≲ s, i.e. over ``w = s·|a2|`` around ``a2·k + b2``.
+    When c → ±1 that width collapses (w = √(1−c²)/|c|), so the kink's image is
+    surrounded by boundaries at ``± w·2^j`` (j ≥ −1, below ``GRADE_MAX``): every
+    panel then spans a fixed number of the widths it sees, and composite
+    Gauss–Legendre stays exact to rounding however close c is to ±1.
     """
     brk = tuple(float(b) for b in breaks) or (0.0,)
-    kinkset = {float(k) for k in kinks}
-    exact = tuple(b in kinkset for b in brk)
+    cornerset = {float(k) for k in corners}
+    exact = tuple(b in cornerset for b in brk)
 
     @njit
-    def next_break(z, a1, b1, a2, b2):
+    def next_break(z, a1, b1, a2, b2, w):
         best = ZMAX
         for v in BASE_BREAKS:
             if z < v < best:
@@ -80,6 +93,14 @@ def make_next_break(breaks, kinks):
             v = brk[i] * a2 + b2
             if z < v < best and v - z >= THIN * min(abs(z - b2), abs(v - b2)):
                 best = v
+            if exact[i] and w > 0.0:
+                t = 0.5 * w
+                while t < GRADE_MAX:
+                    if z < v - t < best:
+                        best = v - t
+                    if z < v + t < best:
+                        best = v + t
+                    t *= 2.0
         return best
 
     return next_break

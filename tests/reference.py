@@ -210,3 +210,61 @@ def pair_trapezoid(name, q, c, n=6001):
     b = (math.sqrt(q * (1 - c) / 2) * z)[None, :]
     W = w[:, None] * w[None, :]
     return float((W * phi(a + b) * phi(a - b)).sum()), float((W * dphi(a + b) * dphi(a - b)).sum())
+
+
+# ---- kinked activations near c = ±1: closed-form conditional means at 30 digits ----
+def _mp_relu_mean(m, s):
+    """E (m + sZ)₊ = mΦ(m/s) + sϕ(m/s)."""
+    t = m / s
+    return m * mp.ncdf(t) + s * mp.npdf(t)
+
+
+def _mp_exp_lower(m, s):
+    """E e^{m+sZ} 1{m + sZ < 0} = e^{m + s²/2} Φ(−m/s − s)."""
+    return mp.exp(m + s * s / 2) * mp.ncdf(-m / s - s)
+
+
+def _mp_conditional(name, m, s):
+    """(E φ(m + sZ), E φ'(m + sZ)) in closed form for the kinked activations (30 digits)."""
+    if name == "hard_tanh":
+        return (-1 + _mp_relu_mean(m + 1, s) - _mp_relu_mean(m - 1, s), mp.ncdf((m + 1) / s) - mp.ncdf((m - 1) / s))
+    if name == "abs":
+        return 2 * _mp_relu_mean(m, s) - m, 2 * mp.ncdf(m / s) - 1
+    if name == "leaky_relu":
+        a = mp.mpf("0.01")
+        return a * m + (1 - a) * _mp_relu_mean(m, s), a + (1 - a) * mp.ncdf(m / s)
+    if name in ("elu", "selu"):
+        lam, alp = (mp.mpf(1), mp.mpf(1)) if name == "elu" else (_LAM, _ALP)
+        low = _mp_exp_lower(m, s)
+        return lam * (_mp_relu_mean(m, s) + alp * (low - mp.ncdf(-m / s))), lam * (mp.ncdf(m / s) + alp * low)
+    raise KeyError(name)
+
+
+KINKED = ("leaky_relu", "abs", "hard_tanh", "elu", "selu")
+
+
+def pair_kinked_mp(name, q, c):
+    """(E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂)) at 30 digits for a kinked activation, any c ∈ (−1, 1).
+
+    Conditions on z₁; the inner mean over z₂ is the closed form above (mpmath),
+    and the outer ``mp.quad`` splits z₁ at the kinks of φ(√q z₁) and around the
+    kinks of the conditional mean, k/(√q c) ± j·w for w = √(1−c²)/|c| (its
+    width), so nothing is missed however close c is to ±1.
+    """
+    phi, dphi, kinks, _ = PHI[name]
+    q, c = mp.mpf(q), mp.mpf(c)
+    sq = mp.sqrt(q)
+    s = sq * mp.sqrt(1 - c * c)
+    w = mp.sqrt(1 - c * c) / abs(c)
+    pts = {mp.mpf(-12), mp.mpf(12), mp.mpf(0)}
+    for k in kinks:
+        pts.add(k / sq)
+        centre = k / (sq * c)
+        for j in (0, 0.25, 0.5, 1, 2, 4, 8, 16, 32):
+            pts.update({centre - j * w, centre + j * w})
+    pts = sorted(p for p in pts if -12 <= p <= 12)
+    out = []
+    for idx, f in enumerate((phi, dphi)):
+        g = lambda z, f=f, idx=idx: f(sq * z) * _mp_conditional(name, sq * c * z, s)[idx] * mp.npdf(z)  # noqa: E731
+        out.append(mp.quad(g, pts))
+    return tuple(out)

@@ -189,3 +189,39 @@ def test_bad_input(call, match):
 
 def test_mp_precision_untouched():
     assert mp.mp.dps == 30
+
+
+# ------------------------------------------ kinked φ with c within 1e-12 of ±1
+# The conditional mean over z₂ turns φ's corners over a width √(1−c²) that
+# collapses at c = ±1; the reference (tests/reference.py) integrates it at 30
+# digits with closed-form conditional means.
+_NEAR_ONE = (0.9999, 1 - 1e-8, 1 - 1e-12, -0.9999, -1 + 1e-12)
+
+
+@pytest.mark.parametrize("name", R.KINKED)
+@pytest.mark.parametrize("q", [0.3, 40.0])
+def test_kinked_pair_integrals_near_plus_minus_one(name, q):
+    k = fp.meanfield.kernels(name, "cpu")
+    scr = np.empty(k.scratch_size)
+    for c in _NEAR_ONE:
+        n, m, _ = k.pair(q, c, scr)
+        rn, rm = (float(v) for v in R.pair_kinked_mp(name, q, c))
+        assert n == pytest.approx(rn, rel=1e-12), (name, q, c)
+        assert m == pytest.approx(rm, rel=1e-12, abs=1e-15), (name, q, c)
+
+
+def test_hard_tanh_correlation_map_and_c_star_near_one():
+    """The cases of the hostile campaign: C(0.9999) off by 6.4e-7 and c* outside its
+    root bracket with status OK, and c* = 1 (NOT_CONVERGED) at large σ_b."""
+    ref = float(R.pair_kinked_mp("hard_tanh", 1.0, 0.9999)[0])  # q given: C = (σ_w² E φφ + σ_b²)/q
+    assert fp.correlation_map(0.9999, 1.5, 0.5, "hard_tanh", q=1.0) == pytest.approx(1.5**2 * ref + 0.25, rel=1e-12)
+    for sw, sb in ((1.45, 1.0), (17.8, 178.0), (100.0, 1000.0)):
+        g = _grid("hard_tanh", sw, sb)
+        q, c, chic = float(g.q_star[0, 0]), float(g.c_star[0, 0]), float(g.chi_c[0, 0])
+        assert g.status[0, 0] == 0 and g.chi_1[0, 0] > 1.0 and c < 1.0, (sw, sb, g)
+        rn, rm = (float(v) for v in R.pair_kinked_mp("hard_tanh", q, c))
+        # C(c*) = c*: the residual over (1 − χ_c) is c*'s error to first order
+        assert abs((sw**2 * rn + sb**2) / q - c) / (1 - sw**2 * rm) <= 1e-9 * c, (sw, sb)
+        assert chic == pytest.approx(sw**2 * rm, rel=1e-9), (sw, sb)
+    c = float(_grid("hard_tanh", 1.45, 1.0).c_star[0, 0])
+    assert 0.99960 < c < 0.99961
