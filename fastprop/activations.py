@@ -16,7 +16,11 @@ What each activation supplies
     distributional φ'' as a Dirac mass.
 ``breaks``
     Points in ``h`` where φ is not analytic (kinks, exact) or where it bends
-    (graded feature points of smooth activations). The quadrature places panel
+    (graded feature points of smooth activations). ``corners`` are the breaks
+    where φ' or φ'' jumps (the kinks, and e.g. elu's 0, where only φ'' jumps):
+    they are always panel boundaries, and where a conditional mean smooths them
+    over a tiny width (the correlation map near c = ±1) panels are graded
+    around them. The quadrature places panel
     boundaries at ``breaks/√q``, which keeps composite Gauss–Legendre accurate
     at any q, including large q where φ(√q z) is nearly a step or a kink.
 ``gauss_mean(m, s) -> (E φ(m + s Z), E φ'(m + s Z))`` (optional)
@@ -39,10 +43,13 @@ What each activation supplies
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from types import BuiltinFunctionType
+from dataclasses import dataclass, field, fields
+from types import BuiltinFunctionType, FunctionType, ModuleType
 
 import numpy as np
 from numba import njit
@@ -72,12 +79,31 @@ class Activation:
     breaks: tuple = ()
     kinks: tuple = ()
     slope_jumps: tuple = ()
+    corners: tuple = ()
     gauss_mean: Callable | None = field(default=None, repr=False)
     kernel: Callable | None = field(default=None, repr=False)
     homogeneous: bool = False
     strip: float = 0.0
     odd: bool = False
     method_note: str = ""
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """What this activation computes, as a hex digest: its name, its numbers
+        (breaks, kinks, strip, …) and the source (or code) of its functions and of
+        every function and constant they use, closures included.
+
+        Compiled kernels are cached under it (never under the name alone, so an
+        ``Activation`` built with ``dataclasses.replace`` or re-registered under
+        the same name gets kernels of its own), and results record it, so results
+        of different activations of one name refuse to merge. It is the same in
+        every process and on every machine for the same code.
+        """
+        h = hashlib.sha256()
+        seen: set = set()
+        for f in fields(self):
+            _digest(getattr(self, f.name), h, seen)
+        return h.hexdigest()[:16]
 
     def phi(self, h):
         """φ(h), evaluated element-wise on arrays (compiled)."""
@@ -92,11 +118,60 @@ class Activation:
         return _vectorised(self)(np.asarray(h, dtype=np.float64), 2)
 
 
+def _digest(value, h, seen):
+    """Feed what ``value`` computes into the hash ``h`` (functions by their source
+    and everything they reference; numbers by repr)."""
+    py = getattr(value, "py_func", value)  # a Numba dispatcher: its Python function
+    if isinstance(py, FunctionType):
+        if id(py) in seen:
+            return
+        seen.add(id(py))
+        try:
+            text = inspect.getsource(py)
+        except (OSError, TypeError):  # no source file (a notebook cell, exec): the code itself
+            code = py.__code__
+            text = repr((code.co_code, code.co_consts, code.co_names))
+        h.update(text.encode())
+        for cell in py.__closure__ or ():
+            try:
+                _digest(cell.cell_contents, h, seen)
+            except ValueError:  # an empty cell
+                pass
+        for name in _referenced_names(py.__code__):
+            if name in py.__globals__:
+                h.update(name.encode())
+                _digest(py.__globals__[name], h, seen)
+    elif isinstance(py, BuiltinFunctionType):
+        h.update(f"builtin {py.__module__}.{py.__qualname__}".encode())
+    elif isinstance(py, ModuleType):
+        h.update(f"module {py.__name__}".encode())
+    elif isinstance(py, (tuple, list)):
+        h.update(b"(")
+        for v in py:
+            _digest(v, h, seen)
+        h.update(b")")
+    elif py is None or isinstance(py, (bool, int, float, complex, str, bytes, np.generic)):
+        h.update(repr(py).encode())
+    elif isinstance(py, np.ndarray):
+        h.update(repr((py.dtype.str, py.shape)).encode() + py.tobytes())
+    else:  # anything else is known by its identity: safe, though only within this process
+        h.update(f"{type(py).__qualname__}@{id(py)}".encode())
+
+
+def _referenced_names(code):
+    """Global names used by a code object and the code objects nested in it."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _referenced_names(const)
+    return sorted(names)
+
+
 _VECTORISED: dict[str, Callable] = {}
 
 
 def _vectorised(act):
-    fn = _VECTORISED.get(act.name)
+    fn = _VECTORISED.get(act.fingerprint)
     if fn is None:
         ev = act.eval3
 
@@ -110,7 +185,7 @@ def _vectorised(act):
                 res[i] = v[0] if k == 0 else (v[1] if k == 1 else v[2])
             return out
 
-        fn = _VECTORISED[act.name] = apply
+        fn = _VECTORISED[act.fingerprint] = apply
     return fn
 
 
@@ -160,9 +235,8 @@ def relu_kernel(q, c):
     E[φ(u₁)φ(u₂)] = q (√(1−c²) + (π − arccos c) c)/(2π),
     E[φ'(u₁)φ'(u₂)] = (π − arccos c)/(2π)."""
     theta = math.acos(c)
-    return q * (math.sqrt(max(0.0, 1.0 - c * c)) + (math.pi - theta) * c) / (2.0 * math.pi), (math.pi - theta) / (
-        2.0 * math.pi
-    )
+    sine = math.sqrt(max(0.0, (1.0 - c) * (1.0 + c)))  # no cancellation near c = ±1
+    return q * (sine + (math.pi - theta) * c) / (2.0 * math.pi), (math.pi - theta) / (2.0 * math.pi)
 
 
 LEAKY_SLOPE = 0.01
@@ -446,12 +520,12 @@ ACTIVATIONS: tuple = tuple(_BUILTIN_SPECS)
 _REGISTRY: dict[str, Activation] = {}
 
 
-def _kink_data(eval3, kinks):
-    """Slope jumps φ'(k⁺) − φ'(k⁻) at each kink, from the compiled eval3."""
+def _kink_data(eval3, kinks, order=1):
+    """Jumps of φ' (``order`` 1) or φ'' (2) across each point, from the compiled eval3."""
     jumps = []
     for k in kinks:
-        right = eval3(float(np.nextafter(k, np.inf)))[1]
-        left = eval3(float(np.nextafter(k, -np.inf)))[1]
+        right = eval3(float(np.nextafter(k, np.inf)))[order]
+        left = eval3(float(np.nextafter(k, -np.inf)))[order]
         jumps.append(float(right - left))
     return tuple(jumps)
 
@@ -462,12 +536,15 @@ def _make(name, eval3, breaks=(), kinks=None, **kw):
         # A break is a kink when φ' jumps there; smooth feature points have no jump.
         kinks = tuple(b for b, j in zip(breaks, _kink_data(eval3, breaks), strict=True) if abs(j) > 1e-9)
     kinks = tuple(float(k) for k in kinks)
+    curvature_jumps = _kink_data(eval3, breaks, order=2)
+    corners = tuple(b for b, j in zip(breaks, curvature_jumps, strict=True) if b in kinks or abs(j) > 1e-9)
     return Activation(
         name=name,
         eval3=eval3,
         breaks=breaks,
         kinks=kinks,
         slope_jumps=_kink_data(eval3, kinks),
+        corners=corners,
         **kw,
     )
 
@@ -502,6 +579,33 @@ def _as_njit(fn):
     return njit(fn)
 
 
+_PROBES = (-2.7, -1.3, -0.45, 0.35, 0.8, 1.9, 3.1)
+"""Points where a registered φ, φ', φ'' are checked against each other."""
+
+
+def _check_derivatives(eval3, breaks):
+    """φ, φ', φ'' return real floats, and φ' and φ'' match central differences of
+    φ and φ' (relative 1e-4: a check for a wrong or swapped derivative, not a
+    precision test) at points of ``_PROBES`` away from the breaks; points where
+    φ is not finite are skipped."""
+    for h in _PROBES:
+        values = eval3(h)
+        for label, v in zip(("phi", "dphi", "d2phi"), values, strict=True):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{label} must return a real number (float), got {type(v).__name__} at h = {h}")
+        if any(abs(h - b) < 0.05 for b in breaks) or not all(math.isfinite(v) for v in values):
+            continue
+        step = 1e-5 * (1.0 + abs(h))
+        up, down = eval3(h + step), eval3(h - step)
+        for k, label, of in ((1, "dphi", "phi"), (2, "d2phi", "dphi")):
+            fd = (up[k - 1] - down[k - 1]) / (2.0 * step)
+            if math.isfinite(fd) and abs(fd - values[k]) > 1e-4 * (1.0 + abs(fd) + abs(values[k])):
+                raise ValueError(
+                    f"{label} is not the derivative of {of}: at h = {h}, {label}(h) = {values[k]!r} but the "
+                    f"central difference of {of} gives {fd!r} (declare kinks where {of} has a corner)"
+                )
+
+
 def register_activation(
     name,
     phi,
@@ -525,7 +629,9 @@ def register_activation(
     phi, dphi, d2phi : callable
         Plain Python functions ``float -> float`` (or Numba ``@njit``
         dispatchers) for φ, φ' and φ'' away from kinks. They may use ``math``
-        and NumPy scalar functions that Numba supports.
+        and NumPy scalar functions that Numba supports. They must return real
+        numbers, and φ', φ'' are checked against central differences of φ, φ'
+        at a few points (a ``ValueError`` names the first mismatch).
     kinks : sequence of float
         Points where φ' jumps (φ must be continuous). Quadrature panels are
         split there and the jump enters E[φφ''] as a Dirac mass.
@@ -561,9 +667,9 @@ def register_activation(
     if not isinstance(name, str) or not name:
         raise TypeError("name must be a non-empty str")
     if name in _BUILTIN_SPECS:
-        raise ValueError(f"{name!r} is a built-in activation and cannot be replaced")
+        raise ValueError(f"name {name!r} is a built-in activation and cannot be replaced")
     if name in _REGISTRY and not overwrite:
-        raise ValueError(f"activation {name!r} is already registered; pass overwrite=True to replace it")
+        raise ValueError(f"name {name!r}: an activation of that name is registered; pass overwrite=True to replace it")
     for label, fn in (("phi", phi), ("dphi", dphi), ("d2phi", d2phi)):
         if not callable(fn):
             raise TypeError(f"{label} must be callable")
@@ -586,14 +692,11 @@ def register_activation(
         eval3(0.5)
     except Exception as exc:  # numba typing errors are many classes
         raise TypeError(f"phi, dphi and d2phi must be Numba-compilable scalar functions: {exc}") from exc
+    _check_derivatives(eval3, kinks + features)
     if odd:
         for h in (0.1, 0.7, 1.3, 2.9, 11.0, *features):
             if abs(f0(-h) + f0(h)) > 1e-12 * (1.0 + abs(f0(h))):
                 raise ValueError(f"odd=True but phi(-{h}) != -phi({h})")
     act = _make(name, eval3, breaks=kinks + features, kinks=kinks, formula=formula, strip=strip, odd=bool(odd))
     _REGISTRY[name] = act
-    _VECTORISED.pop(name, None)
-    from . import meanfield  # the compiled kernels of a replaced activation are stale
-
-    meanfield.forget(name)
     return act

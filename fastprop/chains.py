@@ -29,8 +29,12 @@ Samplers (all exact in law for the sequence of norms ‖x_ℓ‖)
 Depth without overflow: for positively homogeneous φ with σ_b = 0 the chain
 carries log‖x_ℓ‖ and a unit direction, so depth 10⁴ and beyond neither
 overflows nor underflows; a chain whose signal becomes exactly 0 (every unit of
-a ReLU layer inactive) stays 0. Elsewhere x itself is propagated and norms that
-overflow are counted as non-finite.
+a ReLU layer inactive) stays 0. Elsewhere the dense sampler propagates x itself
+and the invariant sampler carries log‖x_ℓ‖ (and ‖x_ℓ‖² only while it is a
+representable float), so both overflow exactly where ‖x_ℓ‖ itself leaves the
+float range (≈ 1.8e308), not where its square does; norms that overflow are
+counted as infinite and a NaN (e.g. φ(−∞) = NaN for gelu) as undefined, never
+as a zero norm.
 
 RMS normalisation (``rms_norm=True``): after layer ℓ, ``x_ℓ ← x_ℓ / ‖x_ℓ‖_rms``
 with ``‖x‖_rms = ‖x‖/√d`` (the remedy for deep linear nets in the thesis
@@ -65,22 +69,27 @@ def hist_edges():
     return LOG10_MIN + np.arange(NBINS + 1) / BINS_PER_DECADE
 
 
+N2_MIN = 1e-290
+N2_MAX = 1e300
+"""Squared norms in (N2_MIN, N2_MAX) are summed and logged directly; outside, by scaling."""
+
+
 @njit(cache=True)
 def _log_norm(x, d):
     """log‖x‖ without spurious overflow/underflow (−inf for 0, NaN if x has NaN)."""
     s = 0.0
     for i in range(d):
         s += x[i] * x[i]
-    if 1e-290 < s < 1e300:
+    if N2_MIN < s < N2_MAX:
         return 0.5 * math.log(s)
-    if s == 0.0:
-        return -math.inf
     m = 0.0
     for i in range(d):
         a = abs(x[i])
         if a != a:
             return math.nan
         m = max(m, a)
+    if m == 0.0:
+        return -math.inf
     if m == math.inf:
         return math.inf
     t = 0.0
@@ -160,8 +169,10 @@ def _build_chain(act, dtype):
             h[i] += sb * z[d * d + i]
 
     @njit
-    def chain(st, out, col, slot, L, d, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, z, q, x, h):
+    def chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, z, q, x, h):
         half_log_d = 0.5 * math.log(d)
+        nrec = rec.shape[0]
+        j = 0  # the next recorded layer is rec[j] (rec is increasing); out[j, col] holds it
         if tracked:
             # positively homogeneous φ, σ_b = 0: carry log‖x‖ and (dense) a unit direction
             logn = _log_norm(x0, d)
@@ -169,13 +180,13 @@ def _build_chain(act, dtype):
                 r = math.exp(-logn)
                 for i in range(d):
                     x[i] = x0[i] * r
-            if slot[0] >= 0:
-                out[slot[0], col] = logn
+            if rec[0] == 0:
+                out[0, col] = logn
+                j = 1
             for ell in range(1, L + 1):
                 if logn == -math.inf:
-                    for m in range(ell, L + 1):
-                        if slot[m] >= 0:
-                            out[slot[m], col] = -math.inf
+                    for m in range(j, nrec):
+                        out[m, col] = -math.inf
                     return
                 if method == DENSE:
                     dense_preact(st, z, q, x, h, d, sw, 0.0, ortho)
@@ -212,10 +223,13 @@ def _build_chain(act, dtype):
                     r2 = sw * sw / d * g
                 if r2 > 0.0:
                     logn += 0.5 * math.log(r2)
-                else:
+                elif r2 == 0.0:
                     logn = -math.inf
-                if slot[ell] >= 0:
-                    out[slot[ell], col] = logn
+                else:  # NaN (a NaN input): undefined, never a zero
+                    logn = math.nan
+                if j < nrec and rec[j] == ell:
+                    out[j, col] = logn
+                    j += 1
                 if rms and logn > -math.inf:
                     logn = half_log_d
             return
@@ -223,40 +237,49 @@ def _build_chain(act, dtype):
             for i in range(d):
                 x[i] = x0[i]
             logn = _log_norm(x, d)
-            if slot[0] >= 0:
-                out[slot[0], col] = logn
+            if rec[0] == 0:
+                out[0, col] = logn
+                j = 1
             for ell in range(1, L + 1):
                 dense_preact(st, z, q, x, h, d, sw, sb, ortho)
                 for i in range(d):
                     x[i] = phi(h[i])
                 logn = _log_norm(x, d)
-                if slot[ell] >= 0:
-                    out[slot[ell], col] = logn
+                if j < nrec and rec[j] == ell:
+                    out[j, col] = logn
+                    j += 1
                 if rms and -math.inf < logn < math.inf:
                     r = math.exp(half_log_d - logn)
                     for i in range(d):
                         x[i] *= r
             return
-        # invariant sampler, general φ: carry n2 = ‖x‖²
+        # invariant sampler, general φ: carry log‖x‖, and n2 = ‖x‖² while it is
+        # representable (the same arithmetic as ever there); beyond, the layer's
+        # scale comes from log‖x‖, so it overflows only where ‖x‖ itself does,
+        # as in the dense sampler, and a NaN stays NaN (never a zero norm)
         n2 = 0.0
         for i in range(d):
             n2 += x0[i] * x0[i]
-        if slot[0] >= 0:
-            out[slot[0], col] = 0.5 * math.log(n2) if n2 > 0.0 else -math.inf
+        logn = _log_norm(x0, d)
+        if rec[0] == 0:
+            out[0, col] = logn
+            j = 1
         for ell in range(1, L + 1):
+            in_range = N2_MIN < n2 < N2_MAX or logn == -math.inf
+            r = 0.0 if in_range else math.exp(logn)  # ‖x‖, outside the range of n2
             if ortho:
                 nb = d if sb > 0.0 else 0
                 rng.fill_normals(st, z, d + nb)
                 zz = 0.0
                 for i in range(d):
                     zz += z[i] * z[i]
-                c = sw * math.sqrt(n2 / zz)
+                c = sw * math.sqrt(n2 / zz) if in_range else sw * r / math.sqrt(zz)
                 for i in range(d):
                     h[i] = c * z[i]
                 for i in range(nb):
                     h[i] += sb * z[d + i]
             else:
-                s = math.sqrt(sw * sw * n2 / d + sb * sb)
+                s = math.sqrt(sw * sw * n2 / d + sb * sb) if in_range else math.hypot(sw * r / math.sqrt(d), sb)
                 rng.fill_normals(st, z, d)
                 for i in range(d):
                     h[i] = s * z[i]
@@ -264,23 +287,29 @@ def _build_chain(act, dtype):
             for i in range(d):
                 y = phi(h[i])
                 n2 += y * y
-            if n2 == math.inf:
+            if N2_MIN < n2 < N2_MAX:
+                logn = 0.5 * math.log(n2)
+            else:  # zero, underflowed, overflowed or NaN: from the vector itself
                 for i in range(d):
                     x[i] = phi(h[i])
                 logn = _log_norm(x, d)
-            else:
-                logn = 0.5 * math.log(n2) if n2 > 0.0 else -math.inf
-            if slot[ell] >= 0:
-                out[slot[ell], col] = logn
-            if rms and 0.0 < n2 < math.inf:
+            if j < nrec and rec[j] == ell:
+                out[j, col] = logn
+                j += 1
+            if rms and -math.inf < logn < math.inf:
                 n2 = float(d)
+                logn = half_log_d
+            if logn != logn:  # undefined from here on
+                for m in range(j, nrec):
+                    out[m, col] = math.nan
+                return
 
     return chain
 
 
 def _build_chain_kernel(chain, parallel, dtype):
     @njit(parallel=parallel)
-    def run(out, slot, first, nb, seed, d, L, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, nchunks):
+    def run(out, rec, first, nb, seed, d, L, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, nchunks):
         zsize = d * d + d if method == DENSE else 2 * d
         qsize = d * d if (method == DENSE and ortho) else 1
         for t in prange(nchunks):
@@ -293,7 +322,7 @@ def _build_chain_kernel(chain, parallel, dtype):
             h = np.empty(d, dtype)
             for i in range(lo, hi):
                 rng.stream_init(st, seed, first + i)
-                chain(st, out, i, slot, L, d, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, z, q, x, h)
+                chain(st, out, i, rec, L, d, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, z, q, x, h)
 
     return run
 
@@ -339,21 +368,21 @@ _CACHE: dict = {}
 
 def chain_function(act, dtype="float64"):
     """The scalar chain function of an activation and working dtype (one per process)."""
-    key = ("chain", act.name, id(act.eval3), dtype)
+    key = ("chain", act.fingerprint, dtype)
     k = _CACHE.get(key)
     if k is None:
-        k = _CACHE[key] = (act.eval3, _build_chain(act, dtype))  # keeps eval3 alive, so its id stays unique
-    return k[1]
+        k = _CACHE[key] = _build_chain(act, dtype)
+    return k
 
 
 def chain_kernel(act, target, dtype="float64"):
     """The compiled chain batch kernel for an activation, a CPU target and a working dtype."""
-    key = ("run", act.name, id(act.eval3), target, dtype)
+    key = ("run", act.fingerprint, target, dtype)
     k = _CACHE.get(key)
     if k is None:
         chain = chain_function(act, dtype)
-        k = _CACHE[key] = (act.eval3, _build_chain_kernel(chain, target == "parallel", np.dtype(dtype)))
-    return k[1]
+        k = _CACHE[key] = _build_chain_kernel(chain, target == "parallel", np.dtype(dtype))
+    return k
 
 
 def stats_kernel(target):

@@ -47,10 +47,10 @@ else:
 
 
 def _chain_kernel(act, d, dense, ortho, dtype="float64"):
-    key = ("cuda-run", act.name, id(act.eval3), d, dense, ortho, dtype)
+    key = ("cuda-run", act.fingerprint, d, dense, ortho, dtype)
     k = _CACHE.get(key)
     if k is not None:
-        return k[1]
+        return k
     chain = chain_function(act, dtype)
     ftype = float32 if dtype == "float32" else float64
     zsize = d * d + d if dense else 2 * d
@@ -58,7 +58,7 @@ def _chain_kernel(act, d, dense, ortho, dtype="float64"):
     nstate = rng.STREAM_SIZE
 
     @cuda.jit
-    def run(out, slot, first, nb, seed, L, sw, sb, x0, method, ortho_, tracked, rms, pos_sq, neg_sq):
+    def run(out, rec, first, nb, seed, L, sw, sb, x0, method, ortho_, tracked, rms, pos_sq, neg_sq):
         i = cuda.grid(1)
         if i < nb:
             st = cuda.local.array(nstate, uint64)
@@ -68,11 +68,11 @@ def _chain_kernel(act, d, dense, ortho, dtype="float64"):
             h = cuda.local.array(d, ftype)
             rng.stream_init(st, seed, first + i)
             chain(
-                st, _arr(out), i, _arr(slot), L, d, sw, sb, _arr(x0), method, ortho_, tracked, rms, pos_sq, neg_sq,
+                st, _arr(out), i, _arr(rec), L, d, sw, sb, _arr(x0), method, ortho_, tracked, rms, pos_sq, neg_sq,
                 z, q, x, h,
             )  # fmt: skip
 
-    _CACHE[key] = (act.eval3, run)
+    _CACHE[key] = run
     return run
 
 
@@ -128,7 +128,7 @@ def _stats_kernels():
 
 
 def run_batches(
-    result, act, batch, slot, first, n, seed, d, L, sw, sb, x0, code, ortho, tracked, rms, pos_sq, neg_sq, tlog,
+    result, act, batch, rec, first, n, seed, d, L, sw, sb, x0, code, ortho, tracked, rms, pos_sq, neg_sq, tlog,
     keep_norms, bar, dtype,
 ):  # fmt: skip
     """Simulate chains [first, first + n) on the GPU in batches, folding into ``result``."""
@@ -136,14 +136,14 @@ def run_batches(
     update, normalize = _stats_kernels()
     ns = result.layers.size
     d_out = cuda.device_array((ns, batch))
-    d_slot, d_x0, d_tlog = (cuda.to_device(np.ascontiguousarray(a)) for a in (slot, x0, tlog))
+    d_rec, d_x0, d_tlog = (cuda.to_device(np.ascontiguousarray(a)) for a in (rec, x0, tlog))
     dev = {k: cuda.to_device(getattr(result, k)) for k in COUNTS}
     done = 0
     while done < n:
         nb = min(batch, n - done)
         blocks = (nb + THREADS - 1) // THREADS
         run[blocks, THREADS](
-            d_out, d_slot, first + done, nb, np.uint64(seed), L, sw, sb, d_x0, code, ortho, tracked, rms, pos_sq, neg_sq
+            d_out, d_rec, first + done, nb, np.uint64(seed), L, sw, sb, d_x0, code, ortho, tracked, rms, pos_sq, neg_sq
         )
         update[(blocks, ns), THREADS](d_out, nb, d_tlog, *(dev[k] for k in COUNTS))
         normalize[1, max(32, 3 * ns)](dev["sums"])

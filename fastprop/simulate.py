@@ -5,20 +5,28 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import time
 
 import numpy as np
+from numba import get_num_threads
 
-from . import _validate, distributed
+from . import _resources, _validate, distributed, exactsum
 from ._version import __version__
 from .activations import activation as _activation
 from .chainresult import COUNTS, ChainResult, empty_result
-from .chains import DENSE, INVARIANT, METHODS, WEIGHTS, chain_kernel, stats_kernel
+from .chains import DENSE, INVARIANT, METHODS, NBINS, WEIGHTS, chain_kernel, stats_kernel
 from .progress import make as _progress
 from .targets import check_target, n_chunks, resolve_target
 
 __all__ = ["simulate_chains"]
 
 MAX_BATCH = 1 << 20
+BATCH_SECONDS = 1.0
+"""Without ``batch_size`` the CPU targets run batches of about this long (a KeyboardInterrupt
+takes effect between batches); the first has ``FIRST_TIMED_BATCH`` chains."""
+FIRST_TIMED_BATCH = 256
+MAX_CHAINS = 1 << 63
+"""Chain indices are 63-bit: first_chain + n_chains ≤ 2⁶³."""
 
 
 def _choice(value, name, allowed):
@@ -34,15 +42,19 @@ def _layers(layers, depth):
         return np.array([depth], np.int64)
     if isinstance(layers, (numbers.Integral, np.integer)) and not isinstance(layers, bool):
         layers = [layers]
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise TypeError(f"layers must be an int or a sequence of ints, got {type(layers).__name__}")
     out = []
-    for v in layers:
-        if isinstance(v, bool) or not isinstance(v, (numbers.Integral, np.integer)):
-            raise TypeError(f"layers must be ints in [0, depth={depth}], got {v!r}")
-        v = int(v)
+    for given in layers:
+        if isinstance(given, (bool, np.bool_)) or not isinstance(given, (numbers.Integral, np.integer)):
+            raise TypeError(f"layers must be ints in [0, depth={depth}], got {given!r}")
+        v = int(given)
         if v < 0:
             v += depth + 1
         if not 0 <= v <= depth:
-            raise ValueError(f"layers must lie in [0, depth={depth}] (or be negative indices), got {v!r}")
+            raise ValueError(
+                f"layers must lie in [0, depth={depth}] (or be negative indices ≥ {-depth - 1}), got {int(given)}"
+            )
         out.append(v)
     if not out:
         raise ValueError("layers must name at least one layer")
@@ -51,6 +63,8 @@ def _layers(layers, depth):
 
 def _thresholds(thresholds):
     t = _validate.real_array(thresholds, "thresholds", low=0.0, low_open=True).reshape(-1)
+    if t.size == 0:
+        raise ValueError("thresholds must hold at least one t > 0")
     return np.array(sorted(set(t.tolist())), np.float64)
 
 
@@ -58,7 +72,7 @@ def _dtype(dtype):
     """The name of a chain working dtype: "float64" or "float32"."""
     try:
         name = np.dtype(dtype).name
-    except TypeError:
+    except Exception:  # NumPy's dtype parser raises TypeError, ValueError, even SyntaxError
         raise TypeError(f"dtype must be 'float64' or 'float32', got {dtype!r}") from None
     if name not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
@@ -169,11 +183,12 @@ def simulate_chains(
     seed = _validate.positive_int(seed, "seed", low=0)
     if seed >= 1 << 64:
         raise ValueError(f"seed must be < 2**64, got {seed}")
-    if first + n > 1 << 63:
-        raise ValueError("first_chain + n_chains must be ≤ 2**63")
+    if first + n > MAX_CHAINS:
+        raise ValueError(f"first_chain + n_chains must be ≤ 2**63, got {first + n}")
     act = _activation(activation)
-    sw = float(_validate.real_array(sigma_w, "sigma_w", low=0.0))
-    sb = float(_validate.real_array(sigma_b, "sigma_b", low=0.0))
+    _ = act.fingerprint  # computed here, so that a copy sent to a Dask worker carries it
+    sw = _validate.real_scalar(sigma_w, "sigma_w", low=0.0)
+    sb = _validate.real_scalar(sigma_b, "sigma_b", low=0.0)
     weights = _choice(weights, "weights", WEIGHTS)
     method = _choice(method, "method", METHODS)
     if not isinstance(rms_norm, bool):
@@ -193,9 +208,13 @@ def simulate_chains(
             raise ValueError(f"x0 must have shape (width,) = ({d},), got {x0v.shape}")
         x0v = np.ascontiguousarray(x0v)
     if batch_size is None:
-        batch = min(n, MAX_BATCH, max(1024, (1 << 22) // rec.size))
+        batch = -min(n, MAX_BATCH, max(1024, (1 << 22) // rec.size))  # negative: sized by time, up to this
     else:
         batch = min(_validate.positive_int(batch_size, "batch_size"), MAX_BATCH)
+    _resources.require(
+        chain_memory(d, L, rec.size, n if keep_norms else 0, abs(batch), method == "dense", weights, dtype, tgt),
+        f"simulate_chains(width={d}, depth={L}, {rec.size} recorded layers{', keep_norms' if keep_norms else ''})",
+    )
     if client is not None:
         kwargs = {
             "width": d,
@@ -225,6 +244,7 @@ def simulate_chains(
         "width": d,
         "depth": L,
         "activation": act.name,
+        "activation_fingerprint": act.fingerprint,
         "sigma_w": sw,
         "sigma_b": sb,
         "weights": weights,
@@ -238,18 +258,18 @@ def simulate_chains(
     meta = {"fastprop_version": __version__, "target": tgt, "log_tracked": tracked}
     result = empty_result(params, rec, thr, first, n, keep_norms, meta)
 
-    slot = np.full(L + 1, -1, np.int64)
-    slot[rec] = np.arange(rec.size)
     tlog = np.log(thr)
     code = DENSE if resolved == "dense" else INVARIANT
     if tgt == "cuda":
         from .chains_cuda import run_batches
+
+        batch = abs(batch)  # GPU batches are sized by count (each takes well under a second)
     else:
         run_batches = functools.partial(_run_batches_cpu, tgt)
     bar = _progress(progress, n, "chains", "chains")
     try:
         run_batches(
-            result, act, batch, slot, first, n, seed, d, L, sw, sb, x0v, code,
+            result, act, batch, rec, first, n, seed, d, L, sw, sb, x0v, code,
             weights == "orthogonal", tracked, rms_norm, pos_sq, neg_sq, tlog, keep_norms, bar, dtype,
         )  # fmt: skip
     finally:
@@ -258,8 +278,21 @@ def simulate_chains(
     return result
 
 
+def chain_memory(d, L, n_layers, n_kept, batch, dense, weights, dtype, target, results=1):
+    """Bytes a chain run allocates: ``results`` sets of statistics (histogram, counts
+    and exact sums per recorded layer), kept norms, one batch of
+    recorded log-norms, and each concurrent thread's work space (the dense sampler
+    holds d² + d normals and, for orthogonal weights, a d × d basis)."""
+    stats = n_layers * (8 * (NBINS + 2) + 8 * 4 + 16 * 2 + 8 * 3 * exactsum.NLIMB)
+    item = np.dtype(dtype).itemsize
+    per_thread = (d * d + d + (d * d if weights == "orthogonal" else 1) if dense else 2 * d + 1) + 2 * d
+    threads = 1 if target == "cpu" else get_num_threads()
+    work = 0 if target == "cuda" else threads * per_thread * item
+    return results * stats + 8 * n_layers * (n_kept + batch + 1) + work
+
+
 def _run_batches_cpu(
-    tgt, result, act, batch, slot, first, n, seed, d, L, sw, sb, x0, code, ortho, tracked, rms, pos_sq, neg_sq, tlog,
+    tgt, result, act, batch, rec, first, n, seed, d, L, sw, sb, x0, code, ortho, tracked, rms, pos_sq, neg_sq, tlog,
     keep_norms, bar, dtype,
 ):  # fmt: skip
     """Chains [first, first + n) on a CPU target in batches, folded into ``result``
@@ -267,14 +300,20 @@ def _run_batches_cpu(
     run = chain_kernel(act, tgt, dtype)
     update = stats_kernel(tgt)
     stats = [getattr(result, k) for k in COUNTS]
-    buf = np.empty((result.layers.size, batch))
+    timed = batch < 0  # no batch_size given: batches of about BATCH_SECONDS, so Ctrl-C works within seconds
+    cap = -batch if timed else batch
+    nb_next = min(FIRST_TIMED_BATCH, cap) if timed else batch
     done = 0
     while done < n:
-        nb = min(batch, n - done)
-        out = buf[:, :nb] if nb == batch else np.empty((result.layers.size, nb))
-        run(out, slot, first + done, nb, np.uint64(seed), d, L, sw, sb, x0, code, ortho, tracked, rms, pos_sq, neg_sq,
+        nb = min(nb_next, n - done)
+        out = np.empty((result.layers.size, nb))
+        t0 = time.perf_counter()
+        run(out, rec, first + done, nb, np.uint64(seed), d, L, sw, sb, x0, code, ortho, tracked, rms, pos_sq, neg_sq,
             n_chunks(nb, tgt))  # fmt: skip
         update(out, nb, tlog, *stats)
+        if timed and nb == nb_next:
+            rate = nb / max(time.perf_counter() - t0, 1e-6)
+            nb_next = int(min(max(64, rate * BATCH_SECONDS), 8 * nb, cap))
         if keep_norms:
             result.norms[:, done : done + nb] = out
         done += nb

@@ -1,6 +1,8 @@
 """Activations: φ, φ', φ'' against independent formulas, kinks, registration, bad input."""
 
 import math
+import subprocess
+import sys
 
 import mpmath as mp
 import numpy as np
@@ -158,9 +160,9 @@ def test_register_rejects_bad_input():
     with pytest.raises(ValueError, match="kinks"):
         fp.register_activation("bad6", _tanh, _dtanh, _d2tanh, kinks=(0.0,), strip=1.0)
     with pytest.raises(ValueError, match="odd"):
-        fp.register_activation("bad7", lambda h: math.exp(h), _dtanh, _d2tanh, odd=True)
+        fp.register_activation("bad7", math.exp, math.exp, math.exp, odd=True)
     fp.register_activation("dup", _tanh, _dtanh, _d2tanh, overwrite=True)
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(ValueError, match="is registered; pass overwrite=True"):
         fp.register_activation("dup", _tanh, _dtanh, _d2tanh)
 
 
@@ -172,3 +174,90 @@ def test_register_accepts_builtin_functions():
     h = np.array([-3.0, -0.2, 0.0, 0.4, 5.0])
     np.testing.assert_array_equal(act.phi(h), np.tanh(h))
     assert act.strip == math.pi / 2 and act.odd
+
+
+# ------------------------------------------------- kernels keyed by identity
+def test_a_lookalike_named_tanh_does_not_poison_the_builtin():
+    """An Activation named "tanh" computing erf gets kernels of its own: the built-in
+    tanh keeps its values in every engine afterwards (they were keyed by name)."""
+    import dataclasses
+
+    fake = dataclasses.replace(fp.activation("tanh"), eval3=fp.activation("erf").eval3)
+    assert fake.fingerprint != fp.activation("tanh").fingerprint
+    g_fake = fp.meanfield_grid(fake, [1.5], [0.5], target="cpu")
+    g = fp.meanfield_grid("tanh", [1.5], [0.5], target="cpu")
+    assert g_fake.chi_1[0, 0] == pytest.approx(0.99599, abs=1e-5)
+    assert g.chi_1[0, 0] == pytest.approx(0.96710, abs=1e-5)
+    assert fp.length_map(1.0, 1.0, 0.0, fake) != fp.length_map(1.0, 1.0, 0.0, "tanh")
+    r_fake = fp.simulate_chains(4, 3, 50, fake, sigma_w=1.5, target="cpu", keep_norms=True, seed=1)
+    r = fp.simulate_chains(4, 3, 50, "tanh", sigma_w=1.5, target="cpu", keep_norms=True, seed=1)
+    assert not np.array_equal(r_fake.norms, r.norms)
+    assert fake.phi(0.7) != fp.activation("tanh").phi(0.7)
+    with pytest.raises(ValueError, match="activation_fingerprint"):
+        r.merge(fp.simulate_chains(4, 3, 50, fake, sigma_w=1.5, target="cpu", keep_norms=True, first_chain=50))
+
+
+def test_results_of_a_re_registered_activation_do_not_merge():
+    fp.register_activation("rereg", lambda h: h, lambda h: 1.0, lambda h: 0.0)
+    a = fp.simulate_chains(3, 2, 20, "rereg", target="cpu")
+    fp.register_activation("rereg", lambda h: 2.0 * h, lambda h: 2.0, lambda h: 0.0, overwrite=True)
+    b = fp.simulate_chains(3, 2, 20, "rereg", target="cpu", first_chain=20)
+    with pytest.raises(ValueError, match="activation_fingerprint"):
+        a.merge(b)
+    # the same functions registered again are the same activation
+    fp.register_activation("rereg", lambda h: 2.0 * h, lambda h: 2.0, lambda h: 0.0, overwrite=True)
+    assert b.merge(fp.simulate_chains(3, 2, 20, "rereg", target="cpu", first_chain=40)).n == 40
+
+
+def test_fingerprints_are_the_same_in_another_process():
+    code = "import fastprop as fp; print(' '.join(fp.activation(n).fingerprint for n in fp.ACTIVATIONS))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [fp.activation(n).fingerprint for n in fp.ACTIVATIONS]
+    assert len(set(out)) == len(out)
+
+
+# ------------------------------------------------------------ exact edges
+def test_length_map_at_zero_is_exact():
+    assert fp.length_map(0.0, 1.0, 0.0, "tanh") == 0.0
+    assert fp.length_map(0.0, 1.5, 0.3, "sigmoid") == 1.5**2 * 0.25 + 0.3**2
+    assert fp.length_map(0.0, 2.0, 0.0, "relu") == 0.0
+
+
+@pytest.mark.parametrize("sw", [1e10, 1e50, 1e100])
+def test_chi_q_of_erf_at_huge_sigma_w(sw):
+    """V(q) = σ_w²(2/π) arcsin(kq/(1 + kq)), k = π/2 (arcsine kernel at c = 1), so
+    V'(q) = σ_w²(2/π) k/((1 + kq)√(1 + 2kq)); the two Stein terms E φ'² and E φφ''
+    cancel to 1e-16 of their size here, which once gave χ_q = −5.9e87."""
+    g = fp.meanfield_grid("erf", [sw], [0.0], target="cpu")
+    q = float(g.q_star[0, 0])
+    k = math.pi / 2
+    ref = sw**2 * (2 / math.pi) * k / ((1 + k * q) * math.sqrt(1 + 2 * k * q))
+    assert g.status[0, 0] == 0
+    assert g.chi_q[0, 0] == pytest.approx(ref, rel=1e-10)
+
+
+def test_register_checks_what_the_functions_return_and_their_derivatives():
+    with pytest.raises(TypeError, match="phi must return a real number"):
+        fp.register_activation("cplx", lambda h: 1j * h, lambda h: 1.0, lambda h: 0.0, overwrite=True)
+    with pytest.raises(ValueError, match="dphi is not the derivative of phi"):
+        fp.register_activation("swapped", math.tanh, math.tanh, lambda h: 0.0, overwrite=True)
+    with pytest.raises(ValueError, match="d2phi is not the derivative of dphi"):
+        fp.register_activation("bad2", lambda h: h * h, lambda h: 2 * h, lambda h: 0.0, overwrite=True)
+    # a declared kink is not probed across
+    act = fp.register_activation(
+        "kinked_at_1", lambda h: max(h, 1.0), lambda h: 1.0 if h > 1.0 else 0.0, lambda h: 0.0, kinks=(1.0,),
+        overwrite=True,
+    )  # fmt: skip
+    assert act.kinks == (1.0,)
+
+
+def test_save_failing_for_lack_of_memory_leaves_no_file(tmp_path, monkeypatch):
+    r = fp.simulate_chains(3, 2, 10, target="cpu")
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(np, "savez", no_memory)
+    with pytest.raises(MemoryError):
+        r.save(tmp_path / "r.npz")
+    assert not list(tmp_path.iterdir())

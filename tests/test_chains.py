@@ -76,7 +76,8 @@ def test_depth_ten_thousand_tracks_log_norms():
 
 
 def test_non_finite_values_are_counted():
-    r = fp.simulate_chains(32, 1000, 200, "relu", sigma_w=3.0, sigma_b=1.0, seed=1)  # ‖x‖² grows ~4.5× a layer
+    # ‖x‖² grows ~4.5× a layer: past 1e308 (not just ‖x‖² past the float range) by depth 2000
+    r = fp.simulate_chains(32, 2000, 200, "relu", sigma_w=3.0, sigma_b=1.0, seed=1)
     assert r.n_inf[-1] + r.n_nan[-1] == 200
     assert r.tail_probability(10.0).hits == r.n_inf[-1]
     assert math.isnan(r.mean_sq_norm()) or r.mean_sq_norm() == math.inf
@@ -326,3 +327,98 @@ def test_float32_and_float64_runs_do_not_merge(tmp_path):
         a.merge(b)
     a.save(tmp_path / "a.npz")
     assert fp.ChainResult.load(tmp_path / "a.npz").params["dtype"] == "float32"
+
+
+# ------------------------------------------- samplers agree beyond float range
+# (σ_w, σ_b, depth) per activation such that log10‖x_L‖ lies far beyond ±154 —
+# where ‖x‖² leaves the float range although ‖x‖ does not — for every activation
+# that can get there: growth for the unbounded ones (σ_b > 0 keeps the
+# homogeneous ones off the log-tracked path), decay to 1e-200 and below for the
+# odd bounded ones. sigmoid (φ ≥ 0, φ(0) = ½) keeps ‖x‖ in [0, √d]: a check that
+# nothing goes wrong there either.
+_FAR = {
+    "linear": (3.0, 0.1, 450),
+    "relu": (3.0, 0.1, 600),
+    "leaky_relu": (3.0, 0.1, 600),
+    "abs": (3.0, 0.1, 450),
+    "elu": (3.0, 0.1, 600),
+    "selu": (3.0, 0.1, 600),
+    "gelu": (3.0, 0.1, 600),
+    "softplus": (3.0, 0.1, 600),
+    "swish": (3.0, 0.1, 600),
+    "tanh": (0.5, 0.0, 700),
+    "hard_tanh": (0.5, 0.0, 700),
+    "erf": (0.5, 0.0, 700),
+    "sigmoid": (3.0, 0.1, 200),
+}
+
+
+@pytest.mark.parametrize("name", fp.ACTIVATIONS)
+def test_invariant_and_dense_agree_in_law_where_norms_leave_the_float_range(name):
+    """The invariant sampler carries log‖x‖, so ‖x‖² overflowing (or underflowing)
+    changes nothing: its law of log‖x_L‖ is the dense sampler's (two-sample KS),
+    with no infinite, NaN or zero norm that dense does not also have."""
+    assert set(_FAR) == set(fp.ACTIVATIONS)
+    sw, sb, depth = _FAR[name]
+    bounded = sw < 1.0 or name == "sigmoid"  # width 16 keeps relu-like layers from dying (2⁻¹⁶ a layer)
+    kw = dict(width=4 if bounded else 16, depth=depth, n_chains=1500 if bounded else 800, activation=name,
+              sigma_w=sw, sigma_b=sb, keep_norms=True, target="cpu")  # fmt: skip
+    inv = fp.simulate_chains(method="invariant", seed=21, **kw)
+    den = fp.simulate_chains(method="dense", seed=22, **kw)
+    a, b = inv.norms[0] / math.log(10), den.norms[0] / math.log(10)
+    for r in (inv, den):
+        assert r.n_inf[0] == 0 and r.n_nan[0] == 0 and r.zeros[0] <= 2, (name, r.n_inf, r.n_nan, r.zeros)
+    if name != "sigmoid":
+        assert min(np.median(np.abs(a)), np.median(np.abs(b))) > 160, (name, np.median(a), np.median(b))
+    assert stats.ks_2samp(a, b).pvalue > 1e-3, (name, np.median(a), np.median(b))
+
+
+def test_a_nan_activation_is_counted_as_nan_by_every_sampler():
+    """A φ that returns NaN (here beyond |h| = 10) gives NaN norms (never a zero
+    norm), on both samplers, and NaN stays NaN in every later layer."""
+    fp.register_activation(
+        "nan_beyond_10",
+        lambda h: h if abs(h) < 10.0 else math.nan,
+        lambda h: 1.0 if abs(h) < 10.0 else math.nan,
+        lambda h: 0.0 if abs(h) < 10.0 else math.nan,
+        overwrite=True,
+    )
+    for method, rms in (("invariant", False), ("dense", False), ("invariant", True)):
+        r = fp.simulate_chains(3, 5, 100, "nan_beyond_10", sigma_w=1e4, method=method, target="cpu", layers=[1, 5],
+                               rms_norm=rms, x0=[1.0, 1.0, 1.0], sigma_b=0.5)  # fmt: skip
+        assert r.n_nan.tolist() == [100, 100] and r.zeros.tolist() == [0, 0], (method, r.n_nan, r.zeros)
+
+
+# ------------------------------------------------ interruptible, sized up front
+def test_default_batches_start_small_so_an_interrupt_takes_effect_soon():
+    """Without batch_size the first batch has FIRST_TIMED_BATCH chains and later ones
+    about BATCH_SECONDS of work (at most 8× the previous), whatever the request."""
+    from fastprop.progress import Progress
+    from fastprop.simulate import FIRST_TIMED_BATCH
+
+    sizes = []
+
+    class Recorder(Progress):
+        def advance(self, n, note=None):
+            sizes.append(n)
+
+    ref = fp.simulate_chains(4, 3, 5000, target="cpu", seed=2, batch_size=5000)
+    r = fp.simulate_chains(4, 3, 5000, target="cpu", seed=2, progress=Recorder(5000))
+    assert sizes[0] == FIRST_TIMED_BATCH and sum(sizes) == 5000
+    assert all(b <= 8 * a for a, b in zip(sizes, sizes[1:-1], strict=False))
+    assert r.identical(ref)
+
+
+def test_a_request_that_cannot_fit_is_refused_before_any_work():
+    from fastprop._resources import ResourceError
+
+    with pytest.raises(ResourceError, match=r"would need .*GiB") as info:
+        fp.simulate_chains(100_000, 2, 10, method="dense", target="cpu")
+    assert isinstance(info.value, ValueError) and isinstance(info.value, MemoryError)
+    with pytest.raises(ResourceError, match="keep_norms"):
+        fp.simulate_chains(3, 2, 10**12, keep_norms=True, target="cpu")
+    with pytest.raises(ResourceError, match="grid"):
+        fp.meanfield_grid("tanh", np.linspace(0, 1, 10**6), np.linspace(0, 1, 10**6))
+    # depth alone costs nothing: no table of layers
+    r = fp.simulate_chains(2, 10**6, 1, target="cpu", layers=[0, -1])
+    assert r.n == 1
