@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -87,39 +86,103 @@ def save(path, info: dict, arrays: dict, dims: dict, coords=()):
     return path
 
 
-def load(path, kind: str):
-    """(info, arrays) of a file written by :func:`save` (netCDF or ``.npz``)."""
-    if not is_netcdf(path):
-        return load_npz(path, kind)
+class FileFormatError(ValueError):
+    """A file that is not a readable fastprop result of the expected kind and version."""
+
+
+def load(path, kind: str, version: int = 1):
+    """(info, arrays) of a file written by :func:`save` (netCDF or ``.npz``).
+
+    Every way a file can be wrong — missing, unreadable, truncated, corrupt, of
+    another program, another kind or a newer format version — ends in one
+    :class:`FileFormatError` (a ``ValueError``) naming the file and what is wrong,
+    except a missing file, which is a ``FileNotFoundError``.
+    """
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise FileNotFoundError(f"no such file: {name!r}")
+    if os.path.isdir(name):
+        raise FileFormatError(f"{name!r} is a directory, not a fastprop {kind} file")
+    try:
+        info, arrays = (_load_netcdf if is_netcdf(name) else _load_npz)(name)
+    except FileFormatError as exc:
+        raise FileFormatError(f"{name!r} is not a fastprop {kind} file: {exc}") from None
+    except ImportError:
+        raise
+    except Exception as exc:  # zip, pickle, JSON, HDF5 and OS errors of a damaged file are many classes
+        raise FileFormatError(
+            f"{name!r} is not a readable fastprop {kind} file ({type(exc).__name__}: {exc})"
+        ) from None
+    fmt = info.get("format") if isinstance(info, dict) else None
+    prefix = f"fastprop.{kind}/"
+    if not isinstance(fmt, str) or not fmt.startswith(prefix):
+        raise FileFormatError(f"{name!r} is not a fastprop {kind} file (format {fmt!r})")
+    try:
+        file_version = int(fmt[len(prefix) :])
+    except ValueError:
+        raise FileFormatError(f"{name!r}: unknown format {fmt!r}") from None
+    if file_version > version or file_version < 1:
+        raise FileFormatError(
+            f"{name!r} has format version {file_version}; this fastprop reads {kind} files up to version {version}"
+        )
+    return info, arrays
+
+
+def _load_netcdf(path):
     xr = _xarray()
     with xr.open_dataset(path, engine="netcdf4", mask_and_scale=False) as ds:
         if "fastprop" not in ds.attrs:
-            raise ValueError(f"{os.fspath(path)!r} is not a fastprop {kind} file")
+            raise FileFormatError("no fastprop record in its attributes")
         info = json.loads(ds.attrs["fastprop"])
         arrays = {k: ds[k].values for k in (*ds.data_vars, *ds.coords)}
-    _check_kind(path, info, kind)
     return info, arrays
 
 
-def _check_kind(path, info, kind):
-    if not str(info.get("format", "")).startswith(f"fastprop.{kind}/"):
-        raise ValueError(f"{os.fspath(path)!r} is not a fastprop {kind} file (format {info.get('format')!r})")
+def _load_npz(path):
+    with np.load(path, allow_pickle=False) as data:
+        if "__info__" not in data:
+            raise FileFormatError("no __info__ record")
+        info = json.loads(str(data["__info__"]))
+        arrays = {k: data[k] for k in data.files if k != "__info__"}
+    return info, arrays
+
+
+def check_arrays(path, arrays: dict, shapes: dict, optional=()):
+    """Each array of ``shapes`` (name → tuple of ints, or None for any length on that
+    axis; a str is a named length that must agree across arrays) present, of that
+    shape and of a real or integer dtype; returns the named lengths."""
+    sizes: dict = {}
+    for key, shape in shapes.items():
+        if key not in arrays:
+            if key in optional:
+                continue
+            raise FileFormatError(f"{os.fspath(path)!r}: the array {key!r} is missing")
+        a = arrays[key]
+        if a.dtype.kind not in "fiu" or a.ndim != len(shape):
+            raise FileFormatError(f"{os.fspath(path)!r}: {key!r} has dtype {a.dtype} and {a.ndim} dimensions")
+        for axis, want in enumerate(shape):
+            have = a.shape[axis]
+            if isinstance(want, str):
+                want = sizes.setdefault(want, have)
+            if want is not None and have != want:
+                raise FileFormatError(
+                    f"{os.fspath(path)!r}: {key!r} has shape {a.shape}, expected {want} on axis {axis}"
+                )
+    return sizes
 
 
 def save_npz(path, info: dict, arrays: dict):
-    """Arrays plus a JSON ``__info__`` record in one ``.npz``, written atomically."""
-    buf = io.BytesIO()
-    np.savez(buf, __info__=np.array(json.dumps(info)), **arrays)
-    atomic_write(path, buf.getvalue())
+    """Arrays plus a JSON ``__info__`` record in one ``.npz``, written atomically
+    (streamed to a temporary file beside ``path``, then renamed)."""
+    fd, tmp = _temporary(path, ".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, __info__=np.array(json.dumps(info)), **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
     return os.fspath(path)
-
-
-def load_npz(path, kind: str):
-    """(info, arrays) of a file written by :func:`save_npz` for ``kind``."""
-    with np.load(path, allow_pickle=False) as data:
-        if "__info__" not in data:
-            raise ValueError(f"{os.fspath(path)!r} is not a fastprop {kind} file")
-        info = json.loads(str(data["__info__"]))
-        arrays = {k: data[k] for k in data.files if k != "__info__"}
-    _check_kind(path, info, kind)
-    return info, arrays

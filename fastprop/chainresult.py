@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from . import _io, exactsum
+from . import _io, _validate, exactsum
 from .chains import BINS_PER_DECADE, LOG10_MAX, LOG10_MIN, NBINS, hist_edges
 
 __all__ = ["ChainResult", "TailEstimate"]
@@ -51,9 +51,10 @@ class TailEstimate:
 
 def binomial_interval(hits, n, level=0.95, interval="wilson"):
     """(low, high) confidence interval for a binomial proportion hits/n."""
-    if interval not in INTERVALS:
+    if not isinstance(interval, str) or interval not in INTERVALS:
         raise ValueError(f"unknown interval {interval!r}; choose one of {', '.join(INTERVALS)}")
-    if not 0.0 < level < 1.0:
+    level = _validate.real_scalar(level, "level", low=0.0, low_open=True)
+    if not level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     alpha = 1.0 - level
     if interval == "wilson":
@@ -144,10 +145,10 @@ class ChainResult:
         the raw norms were kept. ``layer`` is a recorded depth ℓ, or a negative
         index into ``layers`` (−1: the deepest recorded).
         """
-        if side not in ("upper", "lower"):
+        if not isinstance(side, str) or side not in ("upper", "lower"):
             raise ValueError(f"side must be 'upper' or 'lower', got {side!r}")
         s = self._slot(layer)
-        t = float(t)
+        t = _validate.real_scalar(t, "t", low=0.0, low_open=True)
         k = np.flatnonzero(self.thresholds == t)
         if k.size:
             hits = int((self.above if side == "upper" else self.below)[s, k[0]])
@@ -230,9 +231,7 @@ class ChainResult:
         the histogram, interpolating log-linearly inside a bin (resolution
         1/50 decade, ≈ 4.7 % in ‖x‖). Zeros are the lowest values; NaN norms are
         left out."""
-        qs = np.asarray(q, dtype=float)
-        if np.any(~((qs >= 0) & (qs <= 1))):
-            raise ValueError(f"q must be in [0, 1], got {q!r}")
+        qs = _validate.real_array(q, "q", low=0.0, high=1.0)
         s = self._slot(layer)
         if self.norms is not None:
             v = self.norms[s]
@@ -354,8 +353,10 @@ class ChainResult:
     def load(cls, path) -> ChainResult:
         """Read a result written by :meth:`save` (``.npz`` or netCDF), bit for bit."""
         info, arrays = _io.load(path, "ChainResult")
+        _check_file(path, info, arrays)
         return cls(
-            params={"dtype": "float64", **info["params"]},  # files from before dtype existed are float64
+            # files from before dtype existed are float64; from before fingerprints, None
+            params={"dtype": "float64", "activation_fingerprint": None, **info["params"]},
             chain_ranges=[tuple(r) for r in info["chain_ranges"]],
             meta=info["meta"],
             norms=arrays.pop("norms", None),
@@ -370,6 +371,71 @@ class ChainResult:
         (:mod:`fastprop.exactsum`); the parameters are in the attributes.
         """
         return _io.dataset(self._info(), self._arrays(), self._DIMS, coords=("layers", "thresholds"))
+
+
+_PARAMS = {
+    "width": int, "depth": int, "activation": str, "sigma_w": float, "sigma_b": float, "weights": str,
+    "method": str, "rms_norm": bool, "seed": int, "keep_norms": bool,
+}  # fmt: skip
+"""Parameters every result file records, with their types."""
+
+
+def _check_file(path, info, arrays):
+    """Structure and internal consistency of a loaded result (raises FileFormatError)."""
+    where = repr(str(path))
+
+    def bad(msg):
+        raise _io.FileFormatError(f"{where}: {msg}")
+
+    params, ranges = info.get("params"), info.get("chain_ranges")
+    if not isinstance(params, dict) or not isinstance(info.get("meta", {}), dict):
+        bad("no parameter record")
+    for key, kind in _PARAMS.items():
+        v = params.get(key)
+        ok = isinstance(v, kind) or (kind is float and isinstance(v, int) and not isinstance(v, bool))
+        if not ok or (kind is int and isinstance(v, bool)):
+            bad(f"parameter {key!r} is {v!r}, expected a {kind.__name__}")
+    size = _io.check_arrays(
+        path,
+        arrays,
+        {
+            "layers": ("layer",),
+            "thresholds": ("threshold",),
+            "hist": ("layer", NBINS + 2),
+            "zeros": ("layer",),
+            "n_inf": ("layer",),
+            "n_nan": ("layer",),
+            "above": ("layer", "threshold"),
+            "below": ("layer", "threshold"),
+            "sums": ("layer", 3, exactsum.NLIMB),
+            "sq_inf": ("layer",),
+            "norms": ("layer", None),
+        },  # fmt: skip
+        optional=("norms",),
+    )
+    for key in COUNTS:
+        if arrays[key].dtype != np.int64:
+            bad(f"{key!r} must hold int64 counts, has {arrays[key].dtype}")
+    if not (
+        isinstance(ranges, list)
+        and ranges
+        and all(isinstance(r, list) and len(r) == 2 and all(type(v) is int for v in r) for r in ranges)
+    ):
+        bad(f"chain_ranges must be a list of [start, stop] pairs, got {ranges!r}")
+    for (a0, a1), nxt in zip(ranges, ranges[1:] + [None], strict=True):
+        if not 0 <= a0 < a1 or (nxt is not None and nxt[0] < a1):
+            bad(f"chain_ranges {ranges!r} are not increasing, disjoint ranges of chain indices")
+    n = sum(b - a for a, b in ranges)
+    layers = arrays["layers"]
+    if size["layer"] == 0 or np.any(layers < 0) or np.any(layers > params["depth"]) or np.any(np.diff(layers) <= 0):
+        bad(f"recorded layers {layers.tolist()} are not increasing depths in [0, {params['depth']}]")
+    counted = arrays["hist"].sum(axis=1) + arrays["zeros"] + arrays["n_inf"] + arrays["n_nan"]
+    if np.any(counted != n):
+        bad(f"its counts ({counted.tolist()} norms per layer) do not add up to its {n} chains {ranges!r}")
+    if np.any(arrays["above"] + arrays["below"] > n) or any(np.any(arrays[k] < 0) for k in COUNTS if k != "sums"):
+        bad("its threshold counts are inconsistent with its number of chains")
+    if "norms" in arrays and arrays["norms"].shape[1] != n:
+        bad(f"it keeps {arrays['norms'].shape[1]} norms a layer for {n} chains")
 
 
 def _coalesce(ranges):

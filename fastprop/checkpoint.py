@@ -20,20 +20,25 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
-
+from . import _io, _resources, _validate
+from .activations import activation as _activation
 from .chainresult import ChainResult
 from .progress import make as _progress
-from .simulate import simulate_chains
+from .simulate import MAX_CHAINS, _layers, _thresholds, chain_memory, simulate_chains
 from .targets import resolve_target
 
-__all__ = ["run_chains", "resume_chains", "block_size", "FIRST_BLOCK", "MAX_BLOCK", "GPU_MAX_BLOCK"]
+__all__ = ["run_chains", "resume_chains", "block_size", "next_boundary", "FIRST_BLOCK", "MAX_BLOCK", "GPU_MAX_BLOCK"]
 
 FIRST_BLOCK = 1 << 16
 MAX_BLOCK = 1 << 20
 GPU_MAX_BLOCK = 1 << 24
 """Block cap of a run started on the GPU (≈ 0.3 s of work a block at 5·10⁷ chains/s)."""
 SIDES = ("upper", "lower")
+
+
+SUB_BLOCK_SECONDS = 2.0
+"""A local run computes each block in pieces of about this many seconds, so that
+Ctrl-C and SIGTERM take effect within seconds whatever the width and depth."""
 
 
 def block_size(done, max_block=MAX_BLOCK):
@@ -44,20 +49,32 @@ def block_size(done, max_block=MAX_BLOCK):
     return min(max(done, FIRST_BLOCK), max_block)
 
 
+def next_boundary(done, max_block=MAX_BLOCK):
+    """The first block boundary after ``done`` chains (boundaries: 0, then each plus
+    its :func:`block_size`). A run interrupted inside a block resumes to the end of
+    that same block, so the chain counts at which a target error is checked, and
+    hence where the run stops, never depend on interruptions."""
+    edge = 0
+    while edge <= done:
+        edge += block_size(edge, max_block)
+    return edge
+
+
 def _request(n_chains, target_rel_error, tail, max_chains):
     if (n_chains is None) == (target_rel_error is None):
         raise ValueError("give exactly one of n_chains and target_rel_error")
     if n_chains is not None:
-        if isinstance(n_chains, bool) or not isinstance(n_chains, int) or n_chains < 1:
-            raise ValueError(f"n_chains must be an int ≥ 1, got {n_chains!r}")
+        n_chains = _validate.integer(n_chains, "n_chains", low=1, high=MAX_CHAINS)
     else:
-        e = float(target_rel_error)
-        if not 0.0 < e < 1.0:
+        e = _validate.real_scalar(target_rel_error, "target_rel_error", low=0.0, low_open=True)
+        if not e < 1.0:
             raise ValueError(f"target_rel_error must be in (0, 1), got {target_rel_error!r}")
-        if isinstance(max_chains, bool) or not isinstance(max_chains, int) or max_chains < 1:
-            raise ValueError(f"max_chains must be an int ≥ 1, got {max_chains!r}")
+        max_chains = _validate.integer(max_chains, "max_chains", low=1, high=MAX_CHAINS)
         target_rel_error = e
+    if not isinstance(tail, (tuple, list)) or len(tail) != 2:
+        raise TypeError(f"tail must be a pair (side, t), got {tail!r}")
     side, t = tail
+    t = _validate.real_scalar(t, "tail threshold", low=0.0, low_open=True)
     if side not in SIDES:
         raise ValueError(f"tail side must be 'upper' or 'lower', got {side!r}")
     return {
@@ -76,12 +93,27 @@ def _finished(result, run):
         return done >= run["n_chains"]
     if done >= run["max_chains"]:
         return True
-    return result is not None and _tail(result, run).rel_error <= run["target_rel_error"]
+    at_boundary = done > 0 and next_boundary(done - 1, run.get("max_block", MAX_BLOCK)) == done
+    return at_boundary and _tail(result, run).rel_error <= run["target_rel_error"]
 
 
 def _tail(result, run):
     side, t = run["tail"]
     return result.tail_probability(t, side=side, layer=-1)
+
+
+def _refuse_unfinished(path):
+    """Refuse to start a run over an unfinished checkpoint at ``path``."""
+    try:
+        old = ChainResult.load(path)
+    except (FileNotFoundError, _io.FileFormatError, ImportError):
+        return  # nothing there, or not a chain result: no run to lose
+    run = old.meta.get("run")
+    if isinstance(run, dict) and run.get("complete") is False:
+        raise FileExistsError(
+            f"{path!s} holds an unfinished run ({old.n:,} chains done); continue it with resume_chains "
+            "(CLI: --resume), or start over with force=True (CLI: --force)"
+        )
 
 
 def _save(result, run, path):
@@ -100,6 +132,7 @@ def run_chains(
     progress=False,
     target="auto",
     start=None,
+    force=False,
     **simulate_kwargs,
 ):
     """Simulate chains block by block into the result file ``path``; resumable.
@@ -113,11 +146,14 @@ def run_chains(
     cluster, in blocks large enough to keep its threads busy.
 
     On KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it) the finished
-    blocks are written to ``path`` before the exception propagates; continue with
-    :func:`resume_chains`. The final result equals ``simulate_chains`` over the
+    chains are written to ``path`` before the exception propagates; continue with
+    :func:`resume_chains`. A local run computes its blocks in pieces of a few
+    seconds (``SUB_BLOCK_SECONDS``), so an interruption loses seconds of work at
+    most. ``path`` holding an unfinished run is refused (resume it, or pass
+    ``force=True`` to start over). The final result equals ``simulate_chains`` over the
     same chains bit for bit, however often the run was interrupted.
     """
-    thresholds = [float(v) for v in np.ravel(simulate_kwargs.get("thresholds", (0.01, 10.0)))]
+    thresholds = _thresholds(simulate_kwargs.get("thresholds", (0.01, 10.0))).tolist()
     if tail is None:
         tail = ("upper", max(thresholds))
     run = _request(n_chains, target_rel_error, tail, max_chains)
@@ -130,6 +166,12 @@ def run_chains(
             raise ValueError("a run can only continue a result over the chains [0, n)")
     if run["tail"][1] not in thresholds:
         raise ValueError(f"the tail threshold {run['tail'][1]!r} must be one of the thresholds")
+    depth = _validate.positive_int(simulate_kwargs.get("depth", 100), "depth", low=0)
+    n_layers = _layers(simulate_kwargs.get("layers"), depth).size
+    need = chain_memory(1, depth, n_layers, 0, 0, False, "gaussian", "float64", "cpu", results=3)
+    _resources.require(need, f"a chain run recording {n_layers} layers (result, block and their merge)")
+    if not force:
+        _refuse_unfinished(path)
     return _continue(path, run, start, simulate_kwargs, checkpoint_every, progress, target, fresh=True)
 
 
@@ -145,6 +187,8 @@ def resume_chains(path, *, checkpoint_every=30.0, progress=False, target="auto",
     if not isinstance(run, dict) or "complete" not in run:
         raise ValueError(f"{path!s} is not a checkpoint of a fastprop chain run (no run record)")
     p = result.params
+    if p["activation_fingerprint"] is None:  # written before fingerprints: the activation of that name now
+        p["activation_fingerprint"] = _activation(p["activation"]).fingerprint
     kwargs = {
         "width": p["width"],
         "depth": p["depth"],
@@ -189,21 +233,28 @@ def _blocks(path, run, result, kwargs, checkpoint_every, progress, target):
     if result is not None:
         bar.advance(result.n)
     last_save = time.monotonic()
+    local = kwargs.get("client") is None
+    piece = 64  # chains in the next piece of a local block, sized by measured time
     try:
         while not _finished(result, run):
             done = result.n if result is not None else 0
-            size = min(block_size(done, run.get("max_block", MAX_BLOCK)), total - done)
-            block = simulate_chains(n_chains=size, first_chain=done, target=target, **kwargs)
-            result = block if result is None else result.merge(block)
-            result.meta["target"] = block.meta["target"]
-            note = None
-            if run["target_rel_error"] is not None:
-                est = _tail(result, run)
-                note = f"rel. error {_pct(est.rel_error)} (goal {_pct(run['target_rel_error'])})"
-            bar.advance(size, note)
-            if time.monotonic() - last_save >= checkpoint_every:
-                _save(result, run, path)
-                last_save = time.monotonic()
+            edge = min(next_boundary(done, run.get("max_block", MAX_BLOCK)), total)
+            while done < edge:
+                size = min(piece, edge - done) if local else edge - done
+                t0 = time.monotonic()
+                block = simulate_chains(n_chains=size, first_chain=done, target=target, **kwargs)
+                piece = _next_piece(size, time.monotonic() - t0, piece)
+                result = block if result is None else result.merge(block)
+                result.meta["target"] = block.meta["target"]
+                done += size
+                note = None
+                if run["target_rel_error"] is not None and done == edge:
+                    est = _tail(result, run)
+                    note = f"rel. error {_pct(est.rel_error)} (goal {_pct(run['target_rel_error'])})"
+                bar.advance(size, note)
+                if time.monotonic() - last_save >= checkpoint_every:
+                    _save(result, run, path)
+                    last_save = time.monotonic()
     except KeyboardInterrupt:
         if result is not None:
             _save(result, run, path)
@@ -214,6 +265,14 @@ def _blocks(path, run, result, kwargs, checkpoint_every, progress, target):
     run["complete"] = True
     _save(result, run, path)
     return result
+
+
+def _next_piece(size, seconds, piece):
+    """Chains for the next piece: about ``SUB_BLOCK_SECONDS`` at the rate just measured
+    (growing at most 8× a step), never fewer than 64."""
+    if size < piece:  # a short piece (end of a block) says little about the rate
+        return piece
+    return int(min(max(64, size * SUB_BLOCK_SECONDS / max(seconds, 1e-6)), 8 * size, 1 << 24))
 
 
 def _pct(x):

@@ -43,6 +43,12 @@ def _axis(text):
             start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
             if num < 1:
                 raise ValueError
+            from fastprop._resources import ResourceError, require
+
+            try:
+                require(8 * num, f"an axis of {num} values")
+            except ResourceError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
             return np.linspace(start, stop, num)
         return np.array([float(v) for v in text.split(",")])
     except ValueError:
@@ -66,6 +72,8 @@ def _count(text):
         raise argparse.ArgumentTypeError(f"invalid count {text!r}: use an integer such as 1000000 or 1e6") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be ≥ 1")
+    if value > 1 << 63:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be ≤ 2^63 (chain indices are 63-bit)")
     return value
 
 
@@ -159,6 +167,9 @@ def _parser():
     t.add_argument("--max-chains", type=_count, default=None, help="cap for --target-rel-error (default 1e9)")
     t.add_argument("--resume", metavar="FILE", default=None, help="continue the interrupted run checkpointed in FILE")
     t.add_argument(
+        "--force", action="store_true", help="start over even if --out holds an unfinished run (it is overwritten)"
+    )
+    t.add_argument(
         "--checkpoint-every", type=float, default=30.0, metavar="SECONDS", help="checkpoint interval (default 30)"
     )
     _common(t, "fastprop_tail.npz", "fastprop_tail.png", seed_help="random seed, 0 ≤ seed < 2^64 (default 0)")
@@ -182,12 +193,30 @@ _TAIL_DEFAULTS = {
 }
 
 
-def _writable(path, flag):
+_RESULT_EXTENSIONS = {"grid": (".npz", ".nc", ".nc4"), "tail": (".npz", ".nc", ".nc4"), "edge": (".csv",)}
+
+
+def _writable(path, flag, extensions):
+    """Everything about an output path that can be checked before any work: a file
+    name (not empty, not a directory) with one of ``extensions``, in an existing
+    writable directory, the optional library a netCDF file needs."""
     if path is None:
         return
+    if not path.strip():
+        raise _ArgError(f"{flag} must name a file (got an empty name)")
+    if os.path.isdir(path):
+        raise _ArgError(f"cannot write {flag} {path!r}: it is a directory")
+    if not path.lower().endswith(extensions):
+        raise _ArgError(f"{flag} {path!r} must end in {' or '.join(extensions)}")
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d) or not os.access(d, os.W_OK):
         raise _ArgError(f"cannot write {flag} {path!r}: the directory is missing or not writable")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise _ArgError(f"cannot write {flag} {path!r}: the file is not writable")
+    if path.lower().endswith((".nc", ".nc4")):
+        from fastprop._io import _xarray
+
+        _xarray()  # ImportError naming the extra, before any work
 
 
 def _png(args):
@@ -338,7 +367,13 @@ def _tail(args):
         raise _ArgError(f"--resume: no such file {args.resume!r}")
     if args.checkpoint_every < 0:
         raise _ArgError("--checkpoint-every must be ≥ 0")
-    _writable(out, "--out")
+    _writable(out, "--out", _RESULT_EXTENSIONS["tail"])
+    if not args.resume and not args.force:
+        try:
+            checkpoint._refuse_unfinished(out)
+        except FileExistsError as exc:
+            raise _ArgError(f"--out {out}: {exc}".replace("resume_chains (CLI: --resume)", f"--resume {out}")) from None
+    before = _stat(out)
     common = {"checkpoint_every": args.checkpoint_every, "progress": not args.quiet, "target": args.target}
     t0 = time.perf_counter()
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -354,18 +389,20 @@ def _tail(args):
                 max_chains=run.get("max_chains", 10**9),
                 tail=tail,
                 client=args.client,
+                force=True,
                 **kwargs,
                 **common,
             )
     except KeyboardInterrupt:
-        if os.path.exists(out):
+        if _stat(out) != before:  # this run wrote its checkpoint there
             print(
                 f"fastprop tail: interrupted; the finished chains are checkpointed in {out} "
                 f"(continue with: fastprop tail --resume {out})",
                 file=sys.stderr,
             )
         else:
-            print("fastprop tail: interrupted before any chains finished; nothing was saved", file=sys.stderr)
+            kept = f" ({out} is as it was)" if before is not None else ""
+            print(f"fastprop tail: interrupted before any chains finished; nothing was saved{kept}", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -390,6 +427,15 @@ def _tail(args):
     if png:
         plot.tail_histograms(r, laws, path=png)
         print(f"wrote {png}")
+
+
+def _stat(path):
+    """What identifies a file's current contents (None when there is none)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _info(_args):
@@ -427,22 +473,32 @@ def main(argv=None):
             from fastprop.targets import check_target
 
             check_target(args.target)
-            _writable(args.out, "--out")
-            _writable(_png(args), "--png")
+            _writable(args.out, "--out", _RESULT_EXTENSIONS[args.command])
+            _writable(_png(args), "--png", (".png",))
         from fastprop.distributed import connect
 
         with connect(getattr(args, "scheduler", None)) as args.client:
             rc = {"grid": _grid, "edge": _edge, "tail": _tail, "info": _info}[args.command](args)
     except (_ArgError, ValueError, TypeError, ImportError, ConnectionError) as exc:
-        print(f"fastprop {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args, exc, 2)
     except KeyboardInterrupt:
         print(f"fastprop {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (OSError, RuntimeError) as exc:
-        print(f"fastprop {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    except MemoryError as exc:
+        return _fail(args, f"out of memory ({exc or 'an allocation failed'})", 1)
+    except Exception as exc:  # never a traceback for a user (FASTPROP_TRACEBACK=1 shows it)
+        return _fail(args, exc if isinstance(exc, (OSError, RuntimeError)) else f"{type(exc).__name__}: {exc}", 1)
     return rc or 0
+
+
+def _fail(args, exc, code):
+    """Report ``exc`` as one line on stderr and return the exit code (or re-raise it
+    with ``FASTPROP_TRACEBACK=1``, for debugging)."""
+    if os.environ.get("FASTPROP_TRACEBACK") == "1" and isinstance(exc, BaseException):
+        raise exc
+    message = " ".join(str(exc).split())  # one line, whatever the exception holds
+    print(f"fastprop {args.command}: error: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from . import _io, _validate, distributed
+from . import _io, _resources, _validate, distributed
 from ._version import __version__
 from .activations import activation as _activation
 from .meanfield import Status, kernels
@@ -26,6 +26,8 @@ EDGE_SCAN = 64
 """Points of the log-spaced scan for the first χ_1 = 1 crossing in :func:`edge_of_chaos`."""
 
 _FIELDS = ("q_star", "chi_1", "c_star", "chi_c", "chi_q", "xi_q", "xi_c", "status")
+GRID_BYTES_PER_POINT = 7 * 8 + 1 + 8
+"""Seven float64 fields, the int8 status and the int64 visiting order of a grid point."""
 
 
 @dataclass(eq=False)
@@ -95,6 +97,12 @@ class MeanFieldGrid:
     def load(cls, path):
         """Read a grid written by :meth:`save` (``.npz`` or netCDF); values round-trip bit for bit."""
         info, arrays = _io.load(path, "MeanFieldGrid")
+        shapes = {"sigma_w": ("sigma_w",), "sigma_b": ("sigma_b",), **dict.fromkeys(_FIELDS, ("sigma_w", "sigma_b"))}
+        _io.check_arrays(path, arrays, shapes)
+        if not isinstance(info.get("activation"), str) or not isinstance(info.get("meta", {}), dict):
+            raise _io.FileFormatError(f"{str(path)!r}: no activation name or meta record")
+        if arrays["status"].dtype != np.int8:
+            raise _io.FileFormatError(f"{str(path)!r}: status has dtype {arrays['status'].dtype}, expected int8")
         return cls(activation=info["activation"], target=info["target"], meta=info["meta"], **arrays)
 
     def to_xarray(self):
@@ -151,7 +159,8 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, 
     act = _activation(activation)
     sw = _validate.axis(sigma_w, "sigma_w")
     sb = _validate.axis(sigma_b, "sigma_b")
-    meta = {"fastprop_version": __version__, "method": act.method_note}
+    _resources.require(sw.size * sb.size * GRID_BYTES_PER_POINT, f"a {sw.size} × {sb.size} grid")
+    meta = {"fastprop_version": __version__, "method": act.method_note, "activation_fingerprint": act.fingerprint}
     check_target(target)
     if client is not None:
         with distributed.connect(client) as cl:
@@ -204,6 +213,7 @@ def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0
     sb = _validate.real_array(sigma_b, "sigma_b", low=0.0).reshape(-1)
     if sb.size == 0:
         raise ValueError("sigma_b must not be empty")
+    _resources.require(sb.size * 17, f"an edge of chaos at {sb.size} values of sigma_b")
     rng = _validate.real_array(sigma_w_range, "sigma_w_range", low=0.0, low_open=True)
     if rng.shape != (2,) or not rng[0] < rng[1]:
         raise ValueError(f"sigma_w_range must be (low, high) with 0 < low < high, got {tuple(rng.reshape(-1))}")

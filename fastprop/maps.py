@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from . import _validate
+from . import _resources, _validate
 from .activations import activation as _activation
 from .meanfield import kernels
 
@@ -12,8 +14,13 @@ __all__ = ["length_map", "correlation_map"]
 
 
 def _run(kind, x, q, sigma_w, sigma_b, act):
+    try:
+        shape = np.broadcast_shapes(x.shape, q.shape, sigma_w.shape, sigma_b.shape)
+    except ValueError:
+        shapes = ", ".join(str(a.shape) for a in (x, sigma_w, sigma_b))
+        raise ValueError(f"the arguments do not broadcast together: shapes {shapes}") from None
+    _resources.require(8 * 5 * math.prod(shape), f"a map over {math.prod(shape)} points")
     arrays = np.broadcast_arrays(x, q, sigma_w, sigma_b)
-    shape = arrays[0].shape
     flat = [np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in arrays]
     out = np.empty(flat[0].size)
     kernels(act, "cpu").map_driver(kind, *flat, out)

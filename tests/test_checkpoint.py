@@ -43,7 +43,8 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, ext):
     with pytest.raises(KeyboardInterrupt):
         checkpoint.run_chains(path, n, progress=_InterruptAfter(3), checkpoint_every=1e9, target="cpu", **KW)
     part = fp.ChainResult.load(path)
-    assert part.n == 2**16 + 2**16 + 2**17  # three finished blocks were kept, not the checkpoint interval's
+    # the three finished pieces were kept (not the checkpoint interval's): a prefix [0, n) of the run
+    assert 64 < part.n < n and part.chain_ranges == [(0, part.n)]
     assert part.meta["run"]["complete"] is False
     done = checkpoint.resume_chains(path, target="parallel")
     ref = fp.simulate_chains(n_chains=n, target="cpu", **KW)
@@ -52,6 +53,19 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, ext):
     assert again.identical(ref) and again.meta["run"]["complete"] is True
     # resuming a complete run changes nothing
     assert checkpoint.resume_chains(path).identical(ref)
+
+
+def test_a_target_rel_error_run_interrupted_inside_a_block_stops_where_an_uninterrupted_one_does(tmp_path):
+    """The goal is checked only at block boundaries, so an interruption (which keeps
+    the chains of a part of a block) never moves the stopping point."""
+    kw = dict(target_rel_error=0.15, tail=("upper", 3.0), max_chains=10**7, target="cpu", **KW)
+    ref = checkpoint.run_chains(tmp_path / "ref.npz", **kw)
+    path = tmp_path / "r.npz"
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.run_chains(path, progress=_InterruptAfter(2), checkpoint_every=1e9, **kw)
+    part = fp.ChainResult.load(path)
+    assert part.n not in (0, ref.n)
+    assert checkpoint.resume_chains(path, target="parallel").identical(ref)
 
 
 def test_target_rel_error_run(tmp_path):

@@ -228,3 +228,104 @@ def test_unwritable_output_directory(tmp_path):
     finally:
         d.chmod(0o700)
     assert r.returncode == 2 and "cannot write" in r.stderr
+
+
+# ------------------------------------------- outputs checked before any work
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (("grid", "--out", ""), "must name a file"),
+        (("grid", "--out", "adir"), "is a directory"),
+        (("grid", "--out", "g.txt"), "must end in .npz"),
+        (("edge", "--out", "e.nc"), "must end in .csv"),
+        (("tail", "--out", "adir", "--chains", "10"), "is a directory"),
+        (("tail", "--png", "t.jpg", "--chains", "10"), "must end in .png"),
+        (("tail", "--chains", "1e30"), "2^63"),
+        (("tail", "--width", "100000", "--method", "dense", "--chains", "10"), "would need"),
+        (("tail", "--depth", *map(str, range(0, 200_000, 2)), "--chains", "10"), "would need"),
+        (("grid", "--sigma-w", "0:1:1000000000", "--sigma-b", "0:1:1000"), "would need"),
+    ],
+)
+def test_requests_that_cannot_finish_are_refused_before_any_work(args, text, tmp_path):
+    (tmp_path / "adir").mkdir()
+    r = run(*args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert text in r.stderr and "Traceback" not in r.stderr and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_netcdf_output_without_xarray_is_refused_before_any_work(tmp_path):
+    code = (
+        "import sys; sys.modules['xarray'] = None; from fastprop.cli import main; "
+        "sys.exit(main(['tail', '--chains', '3e6', '--out', 't.nc']))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and "xarray" in r.stderr and r.stdout == "", (r.stdout, r.stderr)
+    assert not list(tmp_path.iterdir())
+
+
+def _unfinished(path):
+    r = fp.simulate_chains(10, 20, 1000, layers=[1, 20], seed=0, target="cpu")
+    r.meta["run"] = {"n_chains": 10**6, "target_rel_error": None, "tail": ["upper", 10.0], "max_chains": None,
+                     "max_block": 2**20, "complete": False}  # fmt: skip
+    r.save(path)
+    return path.read_bytes()
+
+
+def test_an_unfinished_checkpoint_is_not_overwritten_without_force(tmp_path):
+    out = tmp_path / "run.npz"
+    before = _unfinished(out)
+    r = run("tail", "--depth", "1", "20", "--chains", "2000", "--out", str(out), "--png", "none", cwd=tmp_path)
+    assert r.returncode == 2 and f"--resume {out}" in r.stderr and "--force" in r.stderr, r.stderr
+    assert out.read_bytes() == before
+    r = run("tail", "--depth", "1", "20", "--chains", "2000", "--out", str(out), "--png", "none", "--force")
+    assert r.returncode == 0, r.stderr
+    assert fp.ChainResult.load(out).n == 2000
+
+
+def test_an_interrupt_before_any_chain_leaves_another_run_alone(tmp_path, monkeypatch, capsys):
+    from fastprop import checkpoint, cli
+
+    out = tmp_path / "done.npz"
+    fp.simulate_chains(3, 2, 10, target="cpu").save(out)
+    before = out.read_bytes()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "run_chains", interrupted)
+    assert cli.main(["tail", "--chains", "10", "--out", str(out), "--png", "none", "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert "nothing was saved" in err and "--resume" not in err
+    assert out.read_bytes() == before
+
+
+def test_unexpected_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    import fastprop
+    from fastprop import cli
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("deep inside\nwith a second line")
+
+    monkeypatch.setattr(fastprop, "meanfield_grid", broken)
+    assert cli.main(["grid", "--png", "none", "--out", str(tmp_path / "g.npz")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ZeroDivisionError: deep inside with a second line" in err
+
+
+def test_signals_take_effect_within_a_piece_of_a_slow_block(tmp_path):
+    """A block of 65,536 wide dense chains takes minutes; the run works in pieces of a
+    few seconds, so SIGTERM stops it soon after the first piece is saved."""
+    out = tmp_path / "slow.npz"
+    args = ("tail", "--width", "100", "--depth", "200", "--method", "dense", "--chains", "1e6", "--target", "cpu")
+    proc = subprocess.Popen([*CMD, *args, "--out", str(out), "--checkpoint-every", "0", "--png", "none"],
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)  # fmt: skip
+    try:
+        assert _wait_for(out, proc, timeout=600), "no checkpoint appeared"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    part = fp.ChainResult.load(out)
+    assert 0 < part.n < 65_536 and not part.meta["run"]["complete"]
