@@ -152,6 +152,9 @@ def check_arrays(path, arrays: dict, shapes: dict, optional=()):
     axis; a str is a named length that must agree across arrays) present, of that
     shape and of a real or integer dtype; returns the named lengths."""
     sizes: dict = {}
+    unexpected = sorted(set(arrays) - set(shapes))
+    if unexpected:
+        raise FileFormatError(f"{os.fspath(path)!r}: unexpected arrays {unexpected}")
     for key, shape in shapes.items():
         if key not in arrays:
             if key in optional:

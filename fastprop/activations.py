@@ -132,6 +132,8 @@ def _digest(value, h, seen):
             code = py.__code__
             text = repr((code.co_code, code.co_consts, code.co_names))
         h.update(text.encode())
+        _digest(py.__defaults__, h, seen)
+        _digest(tuple(sorted((py.__kwdefaults__ or {}).items())), h, seen)
         for cell in py.__closure__ or ():
             try:
                 _digest(cell.cell_contents, h, seen)
@@ -143,6 +145,8 @@ def _digest(value, h, seen):
                 _digest(py.__globals__[name], h, seen)
     elif isinstance(py, BuiltinFunctionType):
         h.update(f"builtin {py.__module__}.{py.__qualname__}".encode())
+    elif isinstance(py, np.ufunc):
+        h.update(f"ufunc {py.__name__}".encode())
     elif isinstance(py, ModuleType):
         h.update(f"module {py.__name__}".encode())
     elif isinstance(py, (tuple, list)):
@@ -570,10 +574,10 @@ def activation(name) -> Activation:
 
 def _as_njit(fn):
     """A Numba dispatcher for a scalar function: as given, compiled, or (for a
-    builtin such as ``math.tanh``) wrapped."""
+    builtin such as ``math.tanh`` or a NumPy ufunc such as ``np.tanh``) wrapped."""
     if hasattr(fn, "py_func"):
         return fn
-    if isinstance(fn, BuiltinFunctionType):
+    if isinstance(fn, (BuiltinFunctionType, np.ufunc)):
         builtin = fn
         return njit(lambda h: builtin(h))
     return njit(fn)

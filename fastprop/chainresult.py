@@ -264,12 +264,14 @@ class ChainResult:
     def _compatible(self, other):
         if not isinstance(other, ChainResult):
             raise TypeError(f"can only merge ChainResult objects, got {type(other).__name__}")
-        if self.params != other.params:
-            diff = {
-                k: (self.params.get(k), other.params.get(k))
-                for k in self.params.keys() | other.params.keys()
-                if self.params.get(k) != other.params.get(k)
-            }
+        diff = {
+            k: (self.params.get(k), other.params.get(k))
+            for k in self.params.keys() | other.params.keys()
+            if self.params.get(k) != other.params.get(k)
+        }
+        if None in diff.get("activation_fingerprint", ()):  # a file from before fingerprints: trust the name
+            del diff["activation_fingerprint"]
+        if diff:
             raise ValueError(f"cannot merge results of different simulations: {diff}")
         if not (np.array_equal(self.layers, other.layers) and np.array_equal(self.thresholds, other.thresholds)):
             raise ValueError("cannot merge results with different recorded layers or thresholds")
@@ -358,7 +360,7 @@ class ChainResult:
             # files from before dtype existed are float64; from before fingerprints, None
             params={"dtype": "float64", "activation_fingerprint": None, **info["params"]},
             chain_ranges=[tuple(r) for r in info["chain_ranges"]],
-            meta=info["meta"],
+            meta=info.get("meta", {}),
             norms=arrays.pop("norms", None),
             **arrays,
         )

@@ -265,7 +265,9 @@ def _build_chain(act, dtype):
             out[0, col] = logn
             j = 1
         for ell in range(1, L + 1):
-            in_range = N2_MIN < n2 < N2_MAX or logn == -math.inf
+            # the plain arithmetic while ‖x‖² and the pre-activation variance are representable
+            v = sw * sw * n2 / d + sb * sb
+            in_range = (N2_MIN < n2 < N2_MAX or logn == -math.inf) and v < N2_MAX
             r = 0.0 if in_range else math.exp(logn)  # ‖x‖, outside the range of n2
             if ortho:
                 nb = d if sb > 0.0 else 0
@@ -279,7 +281,7 @@ def _build_chain(act, dtype):
                 for i in range(nb):
                     h[i] += sb * z[d + i]
             else:
-                s = math.sqrt(sw * sw * n2 / d + sb * sb) if in_range else math.hypot(sw * r / math.sqrt(d), sb)
+                s = math.sqrt(v) if in_range else math.hypot(sw * r / math.sqrt(d), sb)
                 rng.fill_normals(st, z, d)
                 for i in range(d):
                     h[i] = s * z[i]

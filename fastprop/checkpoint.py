@@ -24,7 +24,7 @@ from . import _io, _resources, _validate
 from .activations import activation as _activation
 from .chainresult import ChainResult
 from .progress import make as _progress
-from .simulate import MAX_CHAINS, _layers, _thresholds, chain_memory, simulate_chains
+from .simulate import MAX_CHAINS, _layers, _thresholds, chain_memory, first_timed_batch, simulate_chains
 from .targets import resolve_target
 
 __all__ = ["run_chains", "resume_chains", "block_size", "next_boundary", "FIRST_BLOCK", "MAX_BLOCK", "GPU_MAX_BLOCK"]
@@ -168,7 +168,8 @@ def run_chains(
         raise ValueError(f"the tail threshold {run['tail'][1]!r} must be one of the thresholds")
     depth = _validate.positive_int(simulate_kwargs.get("depth", 100), "depth", low=0)
     n_layers = _layers(simulate_kwargs.get("layers"), depth).size
-    need = chain_memory(1, depth, n_layers, 0, 0, False, "gaussian", "float64", "cpu", results=3)
+    kept = 2 * (run["n_chains"] or run["max_chains"]) if simulate_kwargs.get("keep_norms") else 0  # merge copies
+    need = chain_memory(1, depth, n_layers, kept, 0, False, "gaussian", "float64", "cpu", results=3)
     _resources.require(need, f"a chain run recording {n_layers} layers (result, block and their merge)")
     if not force:
         _refuse_unfinished(path)
@@ -234,7 +235,7 @@ def _blocks(path, run, result, kwargs, checkpoint_every, progress, target):
         bar.advance(result.n)
     last_save = time.monotonic()
     local = kwargs.get("client") is None
-    piece = 64  # chains in the next piece of a local block, sized by measured time
+    piece = first_timed_batch("parallel")  # chains in the next piece of a local block, sized by time
     try:
         while not _finished(result, run):
             done = result.n if result is not None else 0
@@ -269,10 +270,10 @@ def _blocks(path, run, result, kwargs, checkpoint_every, progress, target):
 
 def _next_piece(size, seconds, piece):
     """Chains for the next piece: about ``SUB_BLOCK_SECONDS`` at the rate just measured
-    (growing at most 8× a step), never fewer than 64."""
+    (growing at most 8× a step), at least one."""
     if size < piece:  # a short piece (end of a block) says little about the rate
         return piece
-    return int(min(max(64, size * SUB_BLOCK_SECONDS / max(seconds, 1e-6)), 8 * size, 1 << 24))
+    return int(min(max(1, size * SUB_BLOCK_SECONDS / max(seconds, 1e-6)), 8 * size, 1 << 24))
 
 
 def _pct(x):

@@ -199,14 +199,15 @@ _RESULT_EXTENSIONS = {"grid": (".npz", ".nc", ".nc4"), "tail": (".npz", ".nc", "
 def _writable(path, flag, extensions):
     """Everything about an output path that can be checked before any work: a file
     name (not empty, not a directory) with one of ``extensions``, in an existing
-    writable directory, the optional library a netCDF file needs."""
+    writable directory, the optional library a netCDF file needs (``extensions`` None: any
+    name, e.g. a checkpoint being resumed in place)."""
     if path is None:
         return
     if not path.strip():
         raise _ArgError(f"{flag} must name a file (got an empty name)")
     if os.path.isdir(path):
         raise _ArgError(f"cannot write {flag} {path!r}: it is a directory")
-    if not path.lower().endswith(extensions):
+    if extensions and not path.lower().endswith(extensions):
         raise _ArgError(f"{flag} {path!r} must end in {' or '.join(extensions)}")
     d = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(d) or not os.access(d, os.W_OK):
@@ -367,7 +368,7 @@ def _tail(args):
         raise _ArgError(f"--resume: no such file {args.resume!r}")
     if args.checkpoint_every < 0:
         raise _ArgError("--checkpoint-every must be ≥ 0")
-    _writable(out, "--out", _RESULT_EXTENSIONS["tail"])
+    _writable(out, "--out", None if args.resume and out == args.resume else _RESULT_EXTENSIONS["tail"])
     if not args.resume and not args.force:
         try:
             checkpoint._refuse_unfinished(out)

@@ -103,7 +103,9 @@ class MeanFieldGrid:
             raise _io.FileFormatError(f"{str(path)!r}: no activation name or meta record")
         if arrays["status"].dtype != np.int8:
             raise _io.FileFormatError(f"{str(path)!r}: status has dtype {arrays['status'].dtype}, expected int8")
-        return cls(activation=info["activation"], target=info["target"], meta=info["meta"], **arrays)
+        return cls(
+            activation=info["activation"], target=str(info.get("target", "")), meta=info.get("meta", {}), **arrays
+        )
 
     def to_xarray(self):
         """An ``xarray.Dataset`` with coordinates ``sigma_w``, ``sigma_b`` (needs the xarray extra)."""

@@ -15,9 +15,9 @@ Conventions (DESIGN §1; Poole et al. 2016, Schoenholz et al. 2017)
   :math:`χ_c = σ_w^2 \iint φ'(u_1)φ'(u_2) = C'(c^*)` (Schoenholz et al. eq. 9;
   the derivative follows from Price's theorem, dN/dc = q E φ'φ').
 * :math:`χ_q = V'(q^*) = χ_1 + σ_w^2 \int φ''(\sqrt{q^*} z) φ(\sqrt{q^*} z) Dz`
-  (Stein's lemma; kinks add Dirac masses), computed without cancellation as
-  :math:`σ_w^2 \int φ(\sqrt{q^*} z) φ'(\sqrt{q^*} z)\, z\, Dz / \sqrt{q^*}`,
-  the q-derivative of V taken under the integral.
+  (Stein's lemma; kinks add Dirac masses); where its two terms cancel it is
+  computed as :math:`σ_w^2 \int φ(\sqrt{q^*} z) φ'(\sqrt{q^*} z)\, z\, Dz / \sqrt{q^*}`,
+  the q-derivative of V taken under the integral (:func:`moments`).
 * Depth scales (Schoenholz et al. 2017, eqs. 7 and 10): ξ_q = −1/ln χ_q,
   ξ_c = −1/ln χ_c; +inf exactly at χ = 1.
 
@@ -195,6 +195,8 @@ def store_point(r, i, j, q_out, chi1_out, c_out, chic_out, chiq_out, xiq_out, xi
 def _build(act):
     ev = act.eval3
     next_break = make_next_break(act.breaks, act.corners)
+    kinks = act.kinks or (0.0,)
+    jumps = act.slope_jumps or (0.0,)
     nkinks = len(act.kinks)
     has_gm = act.gauss_mean is not None
     gm = act.gauss_mean if has_gm else _no_gauss_mean
@@ -207,17 +209,18 @@ def _build(act):
 
     @njit
     def moments(q):
-        """(E φ, E φ', E φ², E φ'², dE φ²/dq) at h = √q z, z ~ N(0, 1).
+        """(E φ, E φ', E φ², E φ'², dE φ²/dq) at h = √q z, z ~ N(0, 1) (q = 0: the limit q → 0⁺).
 
-        The last is E[φ φ' z]/√q, the q-derivative of E φ(√q z)² taken under the
-        integral: it equals E φ'² + E φφ'' (Stein's lemma, Dirac masses at kinks
-        included) but has no cancellation between the two, so χ_q = σ_w² times
-        it stays accurate where both terms are huge and nearly opposite (erf at
-        q ~ 1e200) and needs no Dirac terms at all.
+        The last is E φ'² + E φφ'' (Stein's lemma, Dirac masses at kinks
+        included), unless its two terms cancel to less than half their size
+        (erf at q ~ 1e200, where they are huge and nearly opposite): then it is
+        E[φ φ' z]/√q, the q-derivative taken under the integral, which has no
+        such cancellation (but loses accuracy at tiny q when φ(0) ≠ 0, where
+        Stein's form is used).
         """
-        sq = math.sqrt(max(q, Q_TINY))
+        sq = math.sqrt(q if q > 0.0 else Q_TINY)
         a = 1.0 / sq
-        e0 = e1 = e2 = e3 = e4 = 0.0
+        e0 = e1 = e2 = e3 = e4 = e5 = 0.0
         z = -ZMAX
         while z < ZMAX:
             b = next_break(z, a, 0.0, a, 0.0, 0.0)
@@ -226,14 +229,22 @@ def _build(act):
             for k in range(NGL):
                 zk = mid + half * GL_X[k]
                 w = half * GL_W[k] * gauss_weight(zk)
-                p, dp, _ = ev(sq * zk)
+                p, dp, d2p = ev(sq * zk)
                 e0 += w * p
                 e1 += w * dp
                 e2 += w * p * p
                 e3 += w * dp * dp
-                e4 += w * p * dp * zk
+                e4 += w * p * d2p
+                e5 += w * p * dp * zk
             z = b
-        return e0, e1, e2, e3, e4 * a
+        for i in range(nkinks):
+            pk = ev(kinks[i])[0]
+            if pk != 0.0:
+                e4 += pk * jumps[i] * gauss_weight(kinks[i] / sq) / sq
+        stein = e3 + e4
+        if abs(stein) < 0.5 * max(e3, abs(e4)):
+            return e0, e1, e2, e3, e5 * a
+        return e0, e1, e2, e3, stein
 
     @njit
     def mehler(q, sw, sb, e2, scr):
@@ -249,7 +260,7 @@ def _build(act):
         is χ_c. Otherwise c_M is a safe start for Newton on the exact map.
         ``scr`` is the point's work space (at least ``scratch_size`` values).
         """
-        sq = math.sqrt(max(q, Q_TINY))
+        sq = math.sqrt(q if q > 0.0 else Q_TINY)
         a = 1.0 / sq
         # all nodes first (at most max_nodes), then the three-term recurrence runs
         # across them side by side, one degree at a time
@@ -410,7 +421,7 @@ def _build(act):
         if has_kernel:
             kn, km = ker(q, c)
             return kn, km, math.nan
-        sq = math.sqrt(max(q, Q_TINY))
+        sq = math.sqrt(q if q > 0.0 else Q_TINY)
         s = sq * math.sqrt(max(0.0, (1.0 - c) * (1.0 + c)))
         if strip > 0.0 and abs(c) >= LATTICE_C_MIN and s > 0.0:
             d1 = lattice_step(sq, strip)
@@ -423,7 +434,7 @@ def _build(act):
                 if 3 * nj + 3 * ni + nw <= SCRATCH:
                     return pair_lattice(sq, c, s, d1, m, n1, nk, scr)
         a1 = 1.0 / sq
-        a2 = 1.0 / (sq * c) if c != 0.0 else 0.0
+        a2 = 1.0 / (sq * c) if sq * c != 0.0 else 0.0
         corner = s * abs(a2)  # width of the conditional mean's corners (quadrature.make_next_break)
         n_acc = m_acc = 0.0
         z = -ZMAX

@@ -23,8 +23,16 @@ __all__ = ["simulate_chains"]
 MAX_BATCH = 1 << 20
 BATCH_SECONDS = 1.0
 """Without ``batch_size`` the CPU targets run batches of about this long (a KeyboardInterrupt
-takes effect between batches); the first has ``FIRST_TIMED_BATCH`` chains."""
-FIRST_TIMED_BATCH = 256
+takes effect between batches); the first has one chain per thread (:func:`first_timed_batch`)
+and each next one at most 8× its predecessor. A single chain is never cut: one that takes
+minutes (depth 10⁹) delays an interrupt by that long."""
+
+
+def first_timed_batch(target):
+    """Chains in the first batch sized by time: one per thread of ``target``."""
+    return 1 if target == "cpu" else get_num_threads()
+
+
 MAX_CHAINS = 1 << 63
 """Chain indices are 63-bit: first_chain + n_chains ≤ 2⁶³."""
 
@@ -302,7 +310,7 @@ def _run_batches_cpu(
     stats = [getattr(result, k) for k in COUNTS]
     timed = batch < 0  # no batch_size given: batches of about BATCH_SECONDS, so Ctrl-C works within seconds
     cap = -batch if timed else batch
-    nb_next = min(FIRST_TIMED_BATCH, cap) if timed else batch
+    nb_next = min(first_timed_batch(tgt), cap) if timed else batch
     done = 0
     while done < n:
         nb = min(nb_next, n - done)
@@ -313,7 +321,7 @@ def _run_batches_cpu(
         update(out, nb, tlog, *stats)
         if timed and nb == nb_next:
             rate = nb / max(time.perf_counter() - t0, 1e-6)
-            nb_next = int(min(max(64, rate * BATCH_SECONDS), 8 * nb, cap))
+            nb_next = int(min(max(1, rate * BATCH_SECONDS), 8 * nb, cap))
         if keep_norms:
             result.norms[:, done : done + nb] = out
         done += nb

@@ -261,3 +261,32 @@ def test_save_failing_for_lack_of_memory_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(MemoryError):
         r.save(tmp_path / "r.npz")
     assert not list(tmp_path.iterdir())
+
+
+def test_fingerprints_see_default_arguments_and_numpy_ufuncs():
+    """Factories bind parameters as defaults; those are part of what φ computes."""
+
+    def make(a):
+        return (lambda h, a=a: a * h), (lambda h, a=a: a), (lambda h: 0.0)
+
+    one = fp.register_activation("scaled", *make(1.0), overwrite=True)
+    three = fp.register_activation("scaled", *make(3.0), overwrite=True)
+    assert one.fingerprint != three.fingerprint
+    assert fp.length_map(1.0, 1.0, 0.0, three) == pytest.approx(9.0, rel=1e-13)
+    code = (
+        "import numpy as np, fastprop as fp; print(fp.register_activation('np_tanh', np.tanh, "
+        "lambda h: 1 - np.tanh(h) ** 2, lambda h: -2 * np.tanh(h) * (1 - np.tanh(h) ** 2)).fingerprint)"
+    )
+    prints = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout for _ in range(2)}
+    assert len(prints) == 1 and len(prints.pop().strip()) == 16
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "softplus"])
+def test_chi_q_at_tiny_sigma_w_with_phi_of_zero_nonzero(name):
+    """q* → 0 with φ(0) ≠ 0: χ_q = σ_w² (φ'(0)² + φ(0)φ''(0)) to first order, and the
+    z-form E[φφ'z]/√q would drown in quadrature rounding here (Stein's form is used)."""
+    a = fp.activation(name)
+    limit = a.dphi(0.0) ** 2 + a.phi(0.0) * a.d2phi(0.0)
+    for sw in (1e-30, 1e-8):
+        g = fp.meanfield_grid(name, [sw], [0.0], target="cpu")
+        assert g.chi_q[0, 0] == pytest.approx(sw**2 * limit, rel=1e-6), sw

@@ -391,10 +391,9 @@ def test_a_nan_activation_is_counted_as_nan_by_every_sampler():
 
 # ------------------------------------------------ interruptible, sized up front
 def test_default_batches_start_small_so_an_interrupt_takes_effect_soon():
-    """Without batch_size the first batch has FIRST_TIMED_BATCH chains and later ones
+    """Without batch_size the first batch has one chain per thread and later ones
     about BATCH_SECONDS of work (at most 8× the previous), whatever the request."""
     from fastprop.progress import Progress
-    from fastprop.simulate import FIRST_TIMED_BATCH
 
     sizes = []
 
@@ -404,7 +403,7 @@ def test_default_batches_start_small_so_an_interrupt_takes_effect_soon():
 
     ref = fp.simulate_chains(4, 3, 5000, target="cpu", seed=2, batch_size=5000)
     r = fp.simulate_chains(4, 3, 5000, target="cpu", seed=2, progress=Recorder(5000))
-    assert sizes[0] == FIRST_TIMED_BATCH and sum(sizes) == 5000
+    assert sizes[0] == 1 and sum(sizes) == 5000
     assert all(b <= 8 * a for a, b in zip(sizes, sizes[1:-1], strict=False))
     assert r.identical(ref)
 
@@ -422,3 +421,20 @@ def test_a_request_that_cannot_fit_is_refused_before_any_work():
     # depth alone costs nothing: no table of layers
     r = fp.simulate_chains(2, 10**6, 1, target="cpu", layers=[0, -1])
     assert r.n == 1
+
+
+@pytest.mark.parametrize("kw", [{"sigma_b": 1e160}, {"sigma_w": 1e80, "sigma_b": 0.1}])
+def test_invariant_overflows_where_dense_does_at_huge_sigma(kw):
+    """The pre-activation variance σ_w²‖x‖²/d + σ_b² can overflow while ‖x‖ does not."""
+    counts = {}
+    for m in ("invariant", "dense"):
+        r = fp.simulate_chains(16, 4, 300, "relu", method=m, target="cpu", layers=[1, 2, 3, 4], seed=3, **kw)
+        counts[m] = r.n_inf.tolist()
+    assert counts["invariant"][:3] == counts["dense"][:3] == [0, 0, 0], counts
+
+
+def test_a_result_from_before_fingerprints_merges_with_a_new_one():
+    a = fp.simulate_chains(3, 2, 10, target="cpu")
+    b = fp.simulate_chains(3, 2, 10, target="cpu", first_chain=10)
+    a.params["activation_fingerprint"] = None  # as ChainResult.load fills in for older files
+    assert a.merge(b).n == 20

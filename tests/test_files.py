@@ -59,6 +59,7 @@ def _chains(record, **changes):
         (lambda src, p: _rewrite(src, p, zeros=np.zeros(2)), "int64"),
         (lambda src, p: _rewrite(src, p, layers=np.array([4, 2])), "recorded layers"),
         (lambda src, p: _rewrite(src, p, above=np.full((2, 2), 5000, np.int64)), "threshold counts"),
+        (lambda src, p: _rewrite(src, p, extra=np.zeros(3)), "unexpected arrays"),
     ],
 )
 def test_a_damaged_chain_file_is_one_clear_error(chain_file, tmp_path, make, text):
