@@ -26,12 +26,13 @@ def _temporary(path, suffix):
     return fd, tmp
 
 
-def atomic_write(path, payload: bytes):
-    """Write ``payload`` to ``path`` so that ``path`` is either untouched or complete."""
-    fd, tmp = _temporary(path, ".tmp")
+def _write_atomically(path, suffix, write):
+    """Call ``write(fh)`` on a temporary file beside ``path``, then rename it over
+    ``path``: ``path`` is either untouched or complete, and no temporary file is left."""
+    fd, tmp = _temporary(path, suffix)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -39,6 +40,11 @@ def atomic_write(path, payload: bytes):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(path, payload: bytes):
+    """Write ``payload`` to ``path`` so that ``path`` is either untouched or complete."""
+    _write_atomically(path, ".tmp", lambda fh: fh.write(payload))
 
 
 def is_netcdf(path) -> bool:
@@ -177,15 +183,5 @@ def check_arrays(path, arrays: dict, shapes: dict, optional=()):
 def save_npz(path, info: dict, arrays: dict):
     """Arrays plus a JSON ``__info__`` record in one ``.npz``, written atomically
     (streamed to a temporary file beside ``path``, then renamed)."""
-    fd, tmp = _temporary(path, ".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, __info__=np.array(json.dumps(info)), **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _write_atomically(path, ".npz", lambda fh: np.savez(fh, __info__=np.array(json.dumps(info)), **arrays))
     return os.fspath(path)

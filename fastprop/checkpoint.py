@@ -171,6 +171,8 @@ def run_chains(
     kept = 2 * (run["n_chains"] or run["max_chains"]) if simulate_kwargs.get("keep_norms") else 0  # merge copies
     need = chain_memory(1, depth, n_layers, kept, 0, False, "gaussian", "float64", "cpu", results=3)
     _resources.require(need, f"a chain run recording {n_layers} layers (result, block and their merge)")
+    if not isinstance(force, bool):
+        raise TypeError(f"force must be a bool, got {type(force).__name__}")
     if not force:
         _refuse_unfinished(path)
     return _continue(path, run, start, simulate_kwargs, checkpoint_every, progress, target, fresh=True)

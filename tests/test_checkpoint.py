@@ -44,7 +44,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, ext):
         checkpoint.run_chains(path, n, progress=_InterruptAfter(3), checkpoint_every=1e9, target="cpu", **KW)
     part = fp.ChainResult.load(path)
     # the three finished pieces were kept (not the checkpoint interval's): a prefix [0, n) of the run
-    assert 64 < part.n < n and part.chain_ranges == [(0, part.n)]
+    assert 0 < part.n < n and part.chain_ranges == [(0, part.n)]
     assert part.meta["run"]["complete"] is False
     done = checkpoint.resume_chains(path, target="parallel")
     ref = fp.simulate_chains(n_chains=n, target="cpu", **KW)
