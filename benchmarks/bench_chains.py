@@ -48,7 +48,7 @@ class CudaChains:
     timeout = 600
 
     def setup(self, method):
-        from fastprop.targets import resolve_target
+        from fastprop.run.targets import resolve_target
 
         if resolve_target("auto") != "cuda":
             raise NotImplementedError("no usable CUDA GPU")

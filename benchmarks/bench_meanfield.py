@@ -1,7 +1,4 @@
-"""asv benchmarks of the mean-field engine (JIT warm-up in setup; compile latency separately)."""
-
-import subprocess
-import sys
+"""asv benchmarks of the mean-field engine (JIT warm-up in setup; first-call latency in bench_latency.py)."""
 
 import numpy as np
 
@@ -54,7 +51,7 @@ class CudaGrid:
     repeat = 3
 
     def setup(self):
-        from fastprop.targets import resolve_target
+        from fastprop.run.targets import resolve_target
 
         if resolve_target("auto") != "cuda":
             raise NotImplementedError("no usable CUDA GPU")
@@ -76,17 +73,3 @@ class EdgeOfChaos:
 
     def time_edge(self, activation):
         fp.edge_of_chaos(activation, self.sb, target="cpu")
-
-
-class CompileLatency:
-    """First-call latency in a fresh interpreter: import + compile + a 2×2 grid."""
-
-    params = (["tanh", "relu"],)
-    param_names = ["activation"]
-    number = 1
-    repeat = 3
-    timeout = 300
-
-    def time_first_grid(self, activation):
-        code = f"import fastprop as fp; fp.meanfield_grid({activation!r}, [1.0, 2.0], [0.0, 0.5], target='cpu')"
-        subprocess.run([sys.executable, "-c", code], check=True)

@@ -146,7 +146,7 @@ def main():
         t, g2 = timed(lambda name=name: fp.meanfield_grid(name, sw, sb, target="parallel"), args.repeat)
         frac = np.count_nonzero(g2.chi_1 > 1) / npts
         print(f"fastprop  {name:9s} all six quantities: {us(t / npts):9.2f} us/point  ({frac:.0%} chaotic)")
-    from fastprop.targets import resolve_target
+    from fastprop.run.targets import resolve_target
 
     if resolve_target("auto") == "cuda":  # a real GPU, not the simulator
         for n in (args.n, 1000):

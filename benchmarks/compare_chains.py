@@ -74,7 +74,7 @@ def rare_tail(d, L, p=1e-7, rel=0.1):
 
     from scipy.optimize import brentq
 
-    from fastprop.checkpoint import run_chains
+    from fastprop.run.checkpoint import run_chains
 
     law = fp.exact.chain_norm(d, L)
     t = brentq(lambda v: law.logsf(v) - np.log(p), law.median(), 1e6)
@@ -125,7 +125,7 @@ def main():
         fp.simulate_chains(d, L, 10, method=method, target="parallel")  # compile
         r, res = rate(lambda n, m=method: fp.simulate_chains(d, L, n, method=m, target="parallel"), n, args.repeat)
         summary(f"fastprop {method} ({n} chains)", r, result=res)
-    from fastprop.targets import resolve_target
+    from fastprop.run.targets import resolve_target
 
     if resolve_target("auto") == "cuda":  # a real GPU, not the simulator
         for method, n in (("dense", 10**7), ("auto", 10**8)):

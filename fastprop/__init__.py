@@ -4,17 +4,24 @@ Mean field (infinite width): :func:`length_map`, :func:`correlation_map`,
 :func:`meanfield_grid` (q*, χ_1, c*, χ_c, ξ_q, ξ_c over (σ_w, σ_b) grids) and
 :func:`edge_of_chaos`. Conventions follow Poole et al. 2016 and Schoenholz et
 al. 2017; see ``DESIGN.md`` and the module docs of :mod:`fastprop.meanfield`.
+
+Finite width: :func:`simulate_chains` (Monte-Carlo laws of ‖x_ℓ‖, exact
+:mod:`~fastprop.chains.exact` laws) and resumable :mod:`~fastprop.run.checkpoint` runs.
+
+Layout: shared maths (:mod:`fastprop.activations`, :mod:`fastprop.quadrature`,
+:mod:`fastprop.special`); one subpackage per engine (:mod:`fastprop.meanfield`,
+:mod:`fastprop.chains`); the execution layer :mod:`fastprop.run` (targets,
+kernel cache, Dask, checkpoints, progress, files); :mod:`fastprop.cli` and
+:mod:`fastprop.plot` on top.
 """
 
-from . import checkpoint, distributed, exact, plot
+from . import plot
 from ._version import __version__
 from .activations import ACTIVATIONS, Activation, activation, register_activation
-from .chainresult import ChainResult, TailEstimate
-from .grid import MeanFieldGrid, edge_of_chaos, meanfield_grid
-from .maps import correlation_map, length_map
-from .meanfield import Status
-from .simulate import simulate_chains
-from .targets import TARGETS
+from .chains import ChainResult, TailEstimate, exact, simulate_chains
+from .meanfield import MeanFieldGrid, Status, correlation_map, edge_of_chaos, length_map, meanfield_grid
+from .run import checkpoint, distributed
+from .run.targets import TARGETS
 
 __all__ = [
     "__version__",

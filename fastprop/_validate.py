@@ -79,3 +79,10 @@ def integer(value, name, *, low=None, high=None):
     if high is not None and value > high:
         raise ValueError(f"{name} must be ≤ {high}, got {value}")
     return value
+
+
+def boolean(value, name):
+    """``value`` if it is a bool, else a TypeError naming ``name``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value

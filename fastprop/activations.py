@@ -101,9 +101,20 @@ class Activation:
         """
         h = hashlib.sha256()
         seen: set = set()
+        local: list = []
         for f in fields(self):
-            _digest(getattr(self, f.name), h, seen)
+            _digest(getattr(self, f.name), h, seen, local)
+        self.__dict__["portable"] = not local
         return h.hexdigest()[:16]
+
+    @property
+    def portable(self) -> bool:
+        """Whether :attr:`fingerprint` is the same in every process: true unless a
+        function captures an object that can only be known by its identity. Portable
+        activations have their compiled kernels cached on disk (:mod:`fastprop.run.compile`)."""
+        if "portable" not in self.__dict__:
+            _ = self.fingerprint
+        return self.__dict__["portable"]
 
     def phi(self, h):
         """φ(h), evaluated element-wise on arrays (compiled)."""
@@ -118,9 +129,10 @@ class Activation:
         return _vectorised(self)(np.asarray(h, dtype=np.float64), 2)
 
 
-def _digest(value, h, seen):
+def _digest(value, h, seen, local):
     """Feed what ``value`` computes into the hash ``h`` (functions by their source
-    and everything they reference; numbers by repr)."""
+    and everything they reference; numbers by repr). Anything known only by its
+    identity in this process is appended to ``local``."""
     py = getattr(value, "py_func", value)  # a Numba dispatcher: its Python function
     if isinstance(py, FunctionType):
         if id(py) in seen:
@@ -132,17 +144,17 @@ def _digest(value, h, seen):
             code = py.__code__
             text = repr((code.co_code, code.co_consts, code.co_names))
         h.update(text.encode())
-        _digest(py.__defaults__, h, seen)
-        _digest(tuple(sorted((py.__kwdefaults__ or {}).items())), h, seen)
+        _digest(py.__defaults__, h, seen, local)
+        _digest(tuple(sorted((py.__kwdefaults__ or {}).items())), h, seen, local)
         for cell in py.__closure__ or ():
             try:
-                _digest(cell.cell_contents, h, seen)
+                _digest(cell.cell_contents, h, seen, local)
             except ValueError:  # an empty cell
                 pass
         for name in _referenced_names(py.__code__):
             if name in py.__globals__:
                 h.update(name.encode())
-                _digest(py.__globals__[name], h, seen)
+                _digest(py.__globals__[name], h, seen, local)
     elif isinstance(py, BuiltinFunctionType):
         h.update(f"builtin {py.__module__}.{py.__qualname__}".encode())
     elif isinstance(py, np.ufunc):
@@ -152,7 +164,7 @@ def _digest(value, h, seen):
     elif isinstance(py, (tuple, list)):
         h.update(b"(")
         for v in py:
-            _digest(v, h, seen)
+            _digest(v, h, seen, local)
         h.update(b")")
     elif py is None or isinstance(py, (bool, int, float, complex, str, bytes, np.generic)):
         h.update(repr(py).encode())
@@ -160,6 +172,7 @@ def _digest(value, h, seen):
         h.update(repr((py.dtype.str, py.shape)).encode() + py.tobytes())
     else:  # anything else is known by its identity: safe, though only within this process
         h.update(f"{type(py).__qualname__}@{id(py)}".encode())
+        local.append(py)
 
 
 def _referenced_names(code):

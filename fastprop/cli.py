@@ -1,4 +1,4 @@
-"""The ``fastprop`` command line: ``grid``, ``edge``, ``tail`` and ``info``.
+"""The ``fastprop`` command line: ``grid``, ``edge``, ``tail``, ``info`` and ``cache``.
 
 Every subcommand has defaults that reproduce a classic figure, writes a result
 file that loads back in Python (``.npz``, or netCDF for ``.nc`` names) and a PNG,
@@ -43,7 +43,7 @@ def _axis(text):
             start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
             if num < 1:
                 raise ValueError
-            from fastprop._resources import ResourceError, require
+            from fastprop.run.resources import ResourceError, require
 
             try:
                 require(8 * num, f"an axis of {num} values")
@@ -94,11 +94,11 @@ def _tail_spec(text):
 _NO_RANDOMNESS = "no effect on the values (mean field is deterministic); recorded in the output"
 
 
-def _common(p, out, png, seed_help=_NO_RANDOMNESS, out_help="result file, .npz or .nc (netCDF)"):
+def _common(p, out, seed_help=_NO_RANDOMNESS, out_help="result file, .npz or .nc (netCDF)"):
     p.add_argument("--target", default="auto", help="auto, cpu, parallel or cuda (default: auto)")
     p.add_argument("--seed", type=int, default=None, help=seed_help)
     p.add_argument("--out", default=out, help=f"{out_help} (default: {out})")
-    p.add_argument("--png", default=png, help=f"figure file, or 'none' (default: {png})")
+    p.add_argument("--png", default=None, help="figure file, or 'none' (default: the --out path with .png)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument(
         "--scheduler", metavar="ADDRESS", default=None, help="run on a Dask cluster, e.g. tcp://host:8786 (needs dask)"
@@ -120,7 +120,7 @@ def _parser():
         "--sigma-w", type=_axis, default=_axis("0.1:4:200"), help="σ_w axis, start:stop:num (default 0.1:4:200)"
     )
     g.add_argument("--sigma-b", type=_axis, default=_axis("0:2:100"), help="σ_b axis, start:stop:num (default 0:2:100)")
-    _common(g, "fastprop_grid.npz", "fastprop_grid.png")
+    _common(g, "fastprop_grid.npz")
 
     e = sub.add_parser(
         "edge",
@@ -129,7 +129,7 @@ def _parser():
     )
     e.add_argument("--activation", nargs="+", default=["tanh"], help="activation names (default: tanh)")
     e.add_argument("--sigma-b", type=_axis, default=_axis("0:2:21"), help="σ_b axis (default 0:2:21)")
-    _common(e, "fastprop_edge.csv", "fastprop_edge.png", out_help="CSV table")
+    _common(e, "fastprop_edge.csv", out_help="CSV table")
 
     t = sub.add_parser(
         "tail",
@@ -172,9 +172,16 @@ def _parser():
     t.add_argument(
         "--checkpoint-every", type=float, default=30.0, metavar="SECONDS", help="checkpoint interval (default 30)"
     )
-    _common(t, "fastprop_tail.npz", "fastprop_tail.png", seed_help="random seed, 0 ≤ seed < 2^64 (default 0)")
+    _common(t, "fastprop_tail.npz", seed_help="random seed, 0 ≤ seed < 2^64 (default 0)")
 
-    sub.add_parser("info", help="version, usable targets, threads, GPU and library versions")
+    sub.add_parser("info", help="version, usable targets, threads, GPU, kernel cache and library versions")
+    c = sub.add_parser(
+        "cache",
+        help="the on-disk cache of compiled kernels: show it, or clear it",
+        description="Compiled kernels are cached in FASTPROP_CACHE_DIR (default ~/.cache/fastprop; 'off' turns "
+        "the cache off), so a new process compiles nothing it compiled before.",
+    )
+    c.add_argument("action", nargs="?", choices=("show", "clear"), default="show", help="default: show")
     return p
 
 
@@ -215,13 +222,23 @@ def _writable(path, flag, extensions):
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise _ArgError(f"cannot write {flag} {path!r}: the file is not writable")
     if path.lower().endswith((".nc", ".nc4")):
-        from fastprop._io import _xarray
+        from fastprop.run.files import _xarray
 
         _xarray()  # ImportError naming the extra, before any work
 
 
+def _out(args):
+    """The result path: --out, or for ``tail --resume FILE`` without --out, FILE."""
+    if getattr(args, "resume", None) and args.out == "fastprop_tail.npz":
+        return args.resume
+    return args.out
+
+
 def _png(args):
-    return None if args.png is None or args.png.lower() == "none" else args.png
+    """The figure path: --png, or the --out path with .png (None for 'none')."""
+    if args.png is None:
+        return os.path.splitext(_out(args))[0] + ".png"
+    return None if args.png.lower() == "none" else args.png
 
 
 # --------------------------------------------------------------- subcommands
@@ -259,7 +276,7 @@ def _grid(args):
 def _edge(args):
     import fastprop as fp
     from fastprop import plot
-    from fastprop._io import atomic_write
+    from fastprop.run.files import atomic_write
 
     header = ["sigma_b"] + list(args.activation)
     cols = [fp.edge_of_chaos(a, args.sigma_b, target=args.target, client=args.client) for a in args.activation]
@@ -321,7 +338,7 @@ def _tail_request(args):
 
 
 def _exact_laws(r):
-    from fastprop import exact
+    from fastprop.chains import exact
 
     p = r.params
     if (
@@ -360,10 +377,11 @@ def _on_sigterm(signum, frame):
 
 
 def _tail(args):
-    from fastprop import checkpoint, plot
+    from fastprop import plot
+    from fastprop.run import checkpoint
 
     req = _tail_request(args)
-    out = args.out if (not args.resume or args.out != "fastprop_tail.npz") else args.resume
+    out = _out(args)
     if args.resume and not os.path.exists(args.resume):
         raise _ArgError(f"--resume: no such file {args.resume!r}")
     if args.checkpoint_every < 0:
@@ -443,7 +461,7 @@ def _info(_args):
     import numba
 
     import fastprop as fp
-    from fastprop.targets import cuda_status
+    from fastprop.run.targets import cuda_status, resolve_target
 
     print(f"fastprop {fp.__version__}")
     versions = [f"python {platform.python_version()}", f"numpy {np.__version__}", f"numba {numba.__version__}"]
@@ -458,8 +476,29 @@ def _info(_args):
     usable, why = cuda_status()
     print(f"GPU: {why}")
     targets = ["cpu", "parallel"] + (["cuda"] if usable else [])
-    print(f"targets usable here: {', '.join(targets)} (auto -> {fp.targets.resolve_target('auto')})")
+    print(f"targets usable here: {', '.join(targets)} (auto -> {resolve_target('auto')})")
     print(f"activations: {', '.join(fp.ACTIVATIONS)}")
+    _cache_show()
+
+
+def _cache_show():
+    from fastprop.run import compile
+
+    root = compile.cache_dir()
+    if root is None:
+        print("kernel cache: off (FASTPROP_CACHE_DIR=off): kernels are compiled in every process")
+        return
+    files, size = compile.size()
+    print(f"kernel cache: {root} ({files} files, {size / 2**20:.1f} MiB; FASTPROP_CACHE_DIR to move, 'off' to disable)")
+
+
+def _cache(args):
+    from fastprop.run import compile
+
+    if args.action == "clear":
+        print(f"removed {compile.clear()} files from the kernel cache {compile.cache_dir()}")
+    else:
+        _cache_show()
 
 
 # ---------------------------------------------------------------------- main
@@ -470,16 +509,18 @@ def main(argv=None):
     except SystemExit as exc:  # argparse printed its one-line error (or --help)
         return int(exc.code or 0)
     try:
-        if args.command != "info":
-            from fastprop.targets import check_target
+        if args.command not in ("info", "cache"):
+            from fastprop.run.targets import check_target
 
             check_target(args.target)
+            if getattr(args, "resume", None) and not os.path.exists(args.resume):
+                raise _ArgError(f"--resume: no such file {args.resume!r}")
             _writable(args.out, "--out", _RESULT_EXTENSIONS[args.command])
             _writable(_png(args), "--png", (".png",))
-        from fastprop.distributed import connect
+        from fastprop.run.distributed import connect
 
         with connect(getattr(args, "scheduler", None)) as args.client:
-            rc = {"grid": _grid, "edge": _edge, "tail": _tail, "info": _info}[args.command](args)
+            rc = {"grid": _grid, "edge": _edge, "tail": _tail, "info": _info, "cache": _cache}[args.command](args)
     except (_ArgError, ValueError, TypeError, ImportError, ConnectionError) as exc:
         return _fail(args, exc, 2)
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ import io
 
 import numpy as np
 
-from ._io import atomic_write
+from .run.files import atomic_write
 
 __all__ = ["phase_diagram", "edge_curves", "tail_histograms"]
 
@@ -116,11 +116,11 @@ def tail_histograms(result, laws=None, path=None, bins_per_decade=10):
 
     Each panel shows the fraction of chains per bin of log10‖x_ℓ‖, the declared
     thresholds with their tail probabilities and 95 % intervals, and — where
-    ``laws`` maps a layer to an exact law (:func:`fastprop.exact.chain_norm`) —
+    ``laws`` maps a layer to an exact law (:func:`fastprop.chains.exact.chain_norm`) —
     the exact bin probabilities. Reproduces the width-10 linear-network figure of
     the source notes (depths 1, 20, 100).
     """
-    from .chains import BINS_PER_DECADE
+    from .chains.common import BINS_PER_DECADE
 
     if BINS_PER_DECADE % bins_per_decade:
         raise ValueError(f"bins_per_decade must divide {BINS_PER_DECADE}, got {bins_per_decade}")

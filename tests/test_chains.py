@@ -201,7 +201,7 @@ def test_histogram_quantile_resolution():
 
 @pytest.mark.parametrize("hits,n", [(0, 100), (3, 1000), (584, 1_000_000), (500, 1000)])
 def test_confidence_intervals_match_scipy(hits, n):
-    r = fp.chainresult
+    r = fp.chains.result
     lo, hi = r.binomial_interval(hits, n, 0.95, "wilson")
     ci = stats.binomtest(hits, n).proportion_ci(0.95, method="wilson")
     assert (lo, hi) == pytest.approx((ci.low, ci.high), rel=1e-12, abs=1e-15)
@@ -393,23 +393,21 @@ def test_a_nan_activation_is_counted_as_nan_by_every_sampler():
 def test_default_batches_start_small_so_an_interrupt_takes_effect_soon():
     """Without batch_size the first batch has one chain per thread and later ones
     about BATCH_SECONDS of work (at most 8× the previous), whatever the request."""
-    from fastprop.progress import Progress
-
     sizes = []
 
-    class Recorder(Progress):
-        def advance(self, n, note=None):
+    class Recorder:
+        def update(self, n):
             sizes.append(n)
 
     ref = fp.simulate_chains(4, 3, 5000, target="cpu", seed=2, batch_size=5000)
-    r = fp.simulate_chains(4, 3, 5000, target="cpu", seed=2, progress=Recorder(5000))
+    r = fp.simulate_chains(4, 3, 5000, target="cpu", seed=2, progress=Recorder())
     assert sizes[0] == 1 and sum(sizes) == 5000
     assert all(b <= 8 * a for a, b in zip(sizes, sizes[1:-1], strict=False))
     assert r.identical(ref)
 
 
 def test_a_request_that_cannot_fit_is_refused_before_any_work():
-    from fastprop._resources import ResourceError
+    from fastprop.run.resources import ResourceError
 
     with pytest.raises(ResourceError, match=r"would need .*GiB") as info:
         fp.simulate_chains(100_000, 2, 10, method="dense", target="cpu")

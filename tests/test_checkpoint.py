@@ -1,27 +1,26 @@
 """Resumable chain runs, progress bars and result files (npz and netCDF)."""
 
 import io
+import sys
 
 import numpy as np
 import pytest
+from tqdm import tqdm
 
 import fastprop as fp
 from fastprop import checkpoint
-from fastprop.progress import Progress
 
 KW = {"width": 4, "depth": 6, "layers": [3, 6], "thresholds": (0.1, 3.0), "seed": 9, "method": "dense"}
 
 
-class _InterruptAfter(Progress):
+class _InterruptAfter:
     """A progress bar that raises KeyboardInterrupt after ``k`` blocks, like Ctrl-C would."""
 
     def __init__(self, k):
-        super().__init__(1, enabled=False)
         self.k = k
         self.calls = 0
 
-    def advance(self, n, note=None):
-        super().advance(n, note)
+    def update(self, n):
         self.calls += 1
         if self.calls == self.k:
             raise KeyboardInterrupt
@@ -115,33 +114,42 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_progress_bar_draws_rate_and_time_left_on_a_terminal():
+def test_progress_true_draws_a_tqdm_bar_on_a_terminal(monkeypatch, tmp_path):
     s = _Tty()
-    with Progress(1000, "chains", "chains", stream=s, min_interval=0) as bar:
-        bar.advance(250)
-        bar.advance(250, note="rel. error 12%")
+    monkeypatch.setattr(sys, "stderr", s)
+    checkpoint.run_chains(tmp_path / "r.npz", 3000, target_rel_error=None, progress=True, target="cpu", **KW)
     text = s.getvalue()
-    assert "\r" in text and "50%" in text and "100%" not in text.split("\r")[1]
-    assert "chains/s" in text and "left" in text and "rel. error 12%" in text and text.endswith("\n")
+    assert "chains" in text and "100%" in text and "3.00k/3.00k" in text and "it/s" not in text
 
 
-def test_progress_bar_is_silent_off_a_terminal():
+def test_progress_true_is_silent_in_pipes_and_logs(monkeypatch):
     s = io.StringIO()
-    with Progress(10, stream=s) as bar:
-        bar.advance(10)
+    monkeypatch.setattr(sys, "stderr", s)
+    fp.simulate_chains(n_chains=1000, progress=True, **KW)
+    fp.meanfield_grid("tanh", [1.0, 2.0], [0.0], progress=True)
     assert s.getvalue() == ""
-    with pytest.raises(TypeError, match="progress"):
-        fp.simulate_chains(n_chains=10, progress="yes", **KW)
+    for bad in ("yes", 1, object()):
+        with pytest.raises(TypeError, match="progress"):
+            fp.simulate_chains(n_chains=10, progress=bad, **KW)
+
+
+def test_a_tqdm_bar_passed_in_is_advanced_with_notes_and_left_open(tmp_path):
+    s = io.StringIO()
+    bar = tqdm(total=None, file=s, mininterval=0)
+    r = checkpoint.run_chains(tmp_path / "r.npz", target_rel_error=0.3, tail=("upper", 3.0), progress=bar, **KW)
+    assert bar.n == r.n and not bar.disable and "rel. error" in s.getvalue()
+    bar.update(0)  # still open: the caller closes it
+    bar.close()
 
 
 def test_progress_does_not_change_results():
-    s = _Tty()
-    bar = Progress(36, "grid", "points", stream=s, min_interval=0)
+    s = io.StringIO()
+    bar = tqdm(total=36, file=s, mininterval=0)
     g = fp.meanfield_grid("tanh", np.linspace(0.5, 3, 6), np.linspace(0, 1, 6), target="cpu", progress=bar)
     ref = fp.meanfield_grid("tanh", np.linspace(0.5, 3, 6), np.linspace(0, 1, 6), target="cpu")
     np.testing.assert_array_equal(g.c_star, ref.c_star)
-    assert bar.done == 36
-    a = fp.simulate_chains(n_chains=5000, batch_size=1000, progress=Progress(5000, stream=_Tty()), **KW)
+    assert bar.n == 36
+    a = fp.simulate_chains(n_chains=5000, batch_size=1000, progress=tqdm(total=5000, file=s), **KW)
     assert a.identical(fp.simulate_chains(n_chains=5000, **KW))
 
 

@@ -56,6 +56,15 @@ def test_grid_netcdf_output(tmp_path):
     assert not list(tmp_path.glob("*.png"))
 
 
+def test_the_figure_goes_beside_the_result_by_default(tmp_path):
+    (tmp_path / "results").mkdir()
+    out = tmp_path / "results" / "g.npz"
+    r = run("grid", "--sigma-w", "1,2", "--sigma-b", "0", "--out", str(out), "--target", "cpu", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert_png(tmp_path / "results" / "g.png")
+    assert not list(tmp_path.glob("*.png"))
+
+
 def test_edge_table_csv_and_png(tmp_path):
     out = tmp_path / "e.csv"
     png = tmp_path / "e.png"
@@ -138,7 +147,7 @@ def test_interrupted_tail_resumes_to_the_identical_result(tmp_path, sig):
 
 
 def test_target_rel_error_stops_at_the_first_block_that_reaches_it(tmp_path):
-    from fastprop.checkpoint import FIRST_BLOCK, block_size
+    from fastprop.run.checkpoint import FIRST_BLOCK, block_size
 
     out = tmp_path / "p.npz"
     args = ("tail", "--depth", "20", "--target-rel-error", "0.25", "--tail", "lower:0.01", "--out", str(out))
@@ -284,7 +293,8 @@ def test_an_unfinished_checkpoint_is_not_overwritten_without_force(tmp_path):
 
 
 def test_an_interrupt_before_any_chain_leaves_another_run_alone(tmp_path, monkeypatch, capsys):
-    from fastprop import checkpoint, cli
+    from fastprop import cli
+    from fastprop.run import checkpoint
 
     out = tmp_path / "done.npz"
     fp.simulate_chains(3, 2, 10, target="cpu").save(out)

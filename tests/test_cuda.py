@@ -15,9 +15,9 @@ import pytest
 from numba import config, cuda, uint64
 
 import fastprop as fp
-from fastprop import rng
-from fastprop.chains import hist_edges
-from fastprop.targets import cuda_status, numba_cuda_installed
+from fastprop.chains import rng
+from fastprop.chains.common import hist_edges
+from fastprop.run.targets import cuda_status, numba_cuda_installed
 
 USABLE, WHY = cuda_status()
 SIMULATED = bool(config.ENABLE_CUDASIM)
@@ -104,7 +104,7 @@ def test_cuda_halves_merge_to_the_whole():
 
 
 def test_auto_never_picks_the_simulator():
-    from fastprop.targets import resolve_target
+    from fastprop.run.targets import resolve_target
 
     if SIMULATED:
         assert resolve_target("auto") == "parallel"
@@ -184,7 +184,7 @@ def test_without_numba_cuda_the_error_names_the_extra():
     ):
         with pytest.raises(ValueError, match=r"numba-cuda is not installed \(pip install 'fastprop\[cuda12\]'"):
             run()
-    assert fp.targets.resolve_target("auto") == "parallel"
+    assert fp.run.targets.resolve_target("auto") == "parallel"
 
 
 @pytest.mark.skipif(USABLE, reason="a CUDA device (or the simulator) is usable here")
@@ -199,7 +199,7 @@ def test_cli_cuda_without_a_gpu_is_exit_2(tmp_path, capsys):
 
 @needs_cuda
 def test_a_run_started_on_the_gpu_records_larger_blocks(tmp_path):
-    from fastprop.checkpoint import GPU_MAX_BLOCK, resume_chains, run_chains
+    from fastprop.run.checkpoint import GPU_MAX_BLOCK, resume_chains, run_chains
 
     kw = {"width": 3, "depth": 4, "seed": 5, "keep_norms": True}
     r = run_chains(tmp_path / "r.npz", 300, target="cuda", **kw)
@@ -256,7 +256,8 @@ def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     import numba.cuda.dispatcher as dispatcher
     from numba import boolean, float64, int8, int64
 
-    from fastprop import chains_cuda, meanfield_cuda
+    from fastprop.chains import cuda as chains_cuda
+    from fastprop.meanfield import cuda as meanfield_cuda
 
     if not cuda.is_available():  # numba-cuda asks the device only for its compute capability
         monkeypatch.setattr(dispatcher, "get_current_device", lambda: SimpleNamespace(compute_capability=(9, 0)))

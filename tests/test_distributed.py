@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import fastprop as fp
-from fastprop.progress import Progress
 
 distributed = pytest.importorskip("distributed")
 
@@ -85,16 +84,14 @@ def test_cli_scheduler_option(client, tmp_path):
     assert fp.ChainResult.load(out).identical(ref)
 
 
-class _KillAWorker(Progress):
+class _KillAWorker:
     """After the first finished task, SIGKILL the process of a worker that is busy."""
 
-    def __init__(self, client, total):
-        super().__init__(total, enabled=False)
+    def __init__(self, client):
         self.client = client
         self.killed = None
 
-    def advance(self, n, note=None):
-        super().advance(n, note)
+    def update(self, n):
         if self.killed is None:
             busy = {w: keys for w, keys in self.client.processing().items() if keys}
             self.killed = max(busy, key=lambda w: len(busy[w])) if busy else ""
@@ -107,35 +104,42 @@ def test_a_worker_lost_mid_run_neither_loses_nor_double_counts(client):
     kwargs = {"width": 10, "depth": 30, "layers": [10, 30], "method": "dense", "seed": 8}
     n = 2**19
     fp.simulate_chains(n_chains=1000, client=client, **kwargs)  # compile on both workers
-    bar = _KillAWorker(client, n)
+    bar = _KillAWorker(client)
     r = fp.simulate_chains(n_chains=n, client=client, progress=bar, **kwargs)
     assert bar.killed, "no task was running when the first one finished"
     assert r.identical(fp.simulate_chains(n_chains=n, target="cpu", **kwargs))
     client.wait_for_workers(2, timeout=60)
 
 
-def test_a_cancelled_run_raises_cleanly(client):
-    class _Restart(Progress):
-        def advance(self, n, note=None):
-            client.restart()
+def test_a_cancelled_run_raises_cleanly(client, monkeypatch):
+    """Tasks cancelled behind the run's back (as ``client.restart()`` or another
+    client's ``cancel(force=True)`` would) raise Cancelled. The cancel is issued
+    directly on the run's futures: no worker restarts to wait for under load."""
+    submitted = []
+    real_submit = client.submit
 
+    def spy(*args, **kwargs):
+        submitted.append(real_submit(*args, **kwargs))
+        return submitted[-1]
+
+    class _CancelEverything:
+        def update(self, n):
+            client.cancel(submitted, force=True)
+
+    monkeypatch.setattr(client, "submit", spy)
     with pytest.raises(fp.distributed.Cancelled, match="cancelled"):
-        fp.simulate_chains(10, 30, 2**19, method="dense", client=client, progress=_Restart(1, enabled=False))
-    client.wait_for_workers(2, timeout=60)
+        fp.simulate_chains(10, 30, 2**19, method="dense", client=client, progress=_CancelEverything())
+    monkeypatch.undo()
     # the client is still usable afterwards
     assert fp.simulate_chains(3, 2, 1000, client=client).identical(fp.simulate_chains(3, 2, 1000))
-
-
-def _chain_tasks_on_scheduler(client):
-    return client.run_on_scheduler(lambda dask_scheduler: [k for k in dask_scheduler.tasks if "chain_task" in str(k)])
 
 
 def test_interrupting_a_run_cancels_its_tasks(client, monkeypatch):
     """Ctrl-C during a distributed run cancels every task it submitted (checked on the
     futures themselves: no waiting on the scheduler's bookkeeping, which lags under load)."""
 
-    class _CtrlC(Progress):
-        def advance(self, n, note=None):
+    class _CtrlC:
+        def update(self, n):
             raise KeyboardInterrupt
 
     asked = []
@@ -147,7 +151,7 @@ def test_interrupting_a_run_cancels_its_tasks(client, monkeypatch):
 
     monkeypatch.setattr(client, "cancel", spy)
     with pytest.raises(KeyboardInterrupt):
-        fp.simulate_chains(10, 30, 2**19, method="dense", seed=21, client=client, progress=_CtrlC(1, enabled=False))
+        fp.simulate_chains(10, 30, 2**19, method="dense", seed=21, client=client, progress=_CtrlC())
     assert len({f.key for f in asked}) >= 2, "the interrupted run cancelled nothing"
     assert all(f.status in ("cancelled", "finished") for f in asked), [f.status for f in asked]
     assert sum(f.status != "cancelled" for f in asked) <= 1  # only the one whose result had arrived

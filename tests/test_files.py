@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastprop as fp
-from fastprop._io import FileFormatError
+from fastprop.run.files import FileFormatError
 
 
 @pytest.fixture(scope="module")

@@ -125,7 +125,7 @@ def test_lattice_rule_runs_only_where_its_tables_fit_the_work_space():
     # the decision every target makes alike: at tanh q = 120, c = 0.5 the tables
     # take 7507 values, at q = 150 they would take 8387 > SCRATCH = 8192, and the
     # Gauss–Legendre rule (no curvature output) runs instead, as accurately
-    from fastprop.meanfield import SCRATCH
+    from fastprop.meanfield.common import SCRATCH
 
     assert SCRATCH == 8192
     k = kernels("tanh")

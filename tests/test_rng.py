@@ -5,7 +5,7 @@ import pytest
 from numba import njit
 from scipy import stats
 
-from fastprop import rng
+from fastprop.chains import rng
 
 # Random123 kat_vectors for Philox4x32-10: (counter, key, output)
 KAT = [

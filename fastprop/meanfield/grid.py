@@ -13,12 +13,16 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from . import _io, _resources, _validate, distributed
-from ._version import __version__
-from .activations import activation as _activation
-from .meanfield import Status, kernels
-from .progress import make as _progress
-from .targets import check_target, n_chunks, resolve_target
+from .. import _validate
+from .._version import __version__
+from ..activations import activation as _activation
+from ..run import files as _io
+from ..run import resources as _resources
+from ..run import schedule
+from ..run.progress import make as _progress
+from ..run.targets import check_target, n_chunks, resolve_target
+from .common import Status
+from .compiled import kernels
 
 __all__ = ["MeanFieldGrid", "meanfield_grid", "edge_of_chaos"]
 
@@ -136,12 +140,12 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, 
         The axes: weight and bias standard deviations (σ ≥ 0, finite).
     target : {"auto", "cpu", "parallel", "cuda"}
         "auto" is "cuda" where a GPU is usable (one thread per point,
-        :mod:`fastprop.meanfield_cuda`), else "parallel" (all CPU threads).
+        :mod:`fastprop.meanfield.cuda`), else "parallel" (all CPU threads).
     client : dask.distributed.Client or str, optional
         Run the grid in tiles of σ_w rows on a Dask cluster (a client, or a
         scheduler address); the values are bitwise those of a local run
-        (:mod:`fastprop.distributed`). ``target`` is then resolved on each worker.
-    progress : bool or fastprop.progress.Progress
+        (:mod:`fastprop.run.distributed`). ``target`` is then resolved on each worker.
+    progress : bool or tqdm bar (:mod:`fastprop.run.progress`)
         Show a progress bar on stderr (only when it is a terminal). The grid is
         then computed in slices; the values do not change.
 
@@ -165,8 +169,8 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, 
     meta = {"fastprop_version": __version__, "method": act.method_note, "activation_fingerprint": act.fingerprint}
     check_target(target)
     if client is not None:
-        with distributed.connect(client) as cl:
-            out, tgt = distributed.grid(act, sw, sb, target, cl, progress)
+        with schedule.cluster(client) as cl:
+            out, tgt = _grid_on_cluster(act, sw, sb, target, cl, progress)
         return MeanFieldGrid(sw.copy(), sb.copy(), *out, activation=act.name, target=tgt, meta=meta)
     tgt = resolve_target(target)
     shape = (sw.size, sb.size)
@@ -174,7 +178,7 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, 
     bar = _progress(progress, sw.size * sb.size, f"{act.name} grid", "points")
     try:
         if tgt == "cuda":
-            from .meanfield_cuda import run_grid
+            from .cuda import run_grid
 
             run_grid(act, sw, sb, out, bar)
         else:
@@ -186,8 +190,7 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, 
                 k.grid_driver(sw, sb, part, n_chunks(part.size, tgt), *out)
                 bar.advance(part.size)
     finally:
-        if bar is not progress:
-            bar.close()
+        bar.close()
     return MeanFieldGrid(sw.copy(), sb.copy(), *out, activation=act.name, target=tgt, meta=meta)
 
 
@@ -221,13 +224,13 @@ def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0
         raise ValueError(f"sigma_w_range must be (low, high) with 0 < low < high, got {tuple(rng.reshape(-1))}")
     check_target(target)
     if client is not None:
-        with distributed.connect(client) as cl:
-            out, status = distributed.edge(act, sb, target, (float(rng[0]), float(rng[1])), cl)
+        with schedule.cluster(client) as cl:
+            out, status = _edge_on_cluster(act, sb, target, (float(rng[0]), float(rng[1])), cl)
     else:
         tgt = resolve_target(target)
         sb, lo, hi = np.ascontiguousarray(sb), float(rng[0]), float(rng[1])
         if tgt == "cuda":
-            from .meanfield_cuda import run_edge
+            from .cuda import run_edge
 
             out, status = run_edge(act, sb, lo, hi, EDGE_SCAN)
         else:
@@ -239,3 +242,50 @@ def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0
     if scalar:
         out, status = float(out), int(status)
     return (out, status) if full_output else out
+
+
+# ------------------------------------------------------------------ units of work on a cluster
+def _grid_tile(act, sw, sb, target):
+    """One unit of work: the grid of a slice of σ_w rows (run on a Dask worker)."""
+    return meanfield_grid(act, sw, sb, target=target)
+
+
+def _edge_slice(act, sb, target, sw_range):
+    """One unit of work: the edge of chaos at a slice of σ_b (run on a Dask worker)."""
+    return edge_of_chaos(act, sb, target=target, sigma_w_range=sw_range, full_output=True)
+
+
+def _grid_on_cluster(act, sw, sb, target, client, progress):
+    """The tiles of a grid on ``client``; returns (arrays, worker targets)."""
+    ref = schedule.activation_ref(act)
+    rows = schedule.split(sw.size, max(1, 16384 // sb.size), client)
+    out = {k: np.empty((sw.size, sb.size), np.int8 if k == "status" else np.float64) for k in _FIELDS}
+    targets = set()
+
+    def combine(i, tile):
+        a, b = rows[i]
+        for k in _FIELDS:
+            out[k][a:b] = getattr(tile, k)
+        targets.add(tile.target)
+
+    schedule.run_on_cluster(
+        client, _grid_tile, [(ref, sw[a:b], sb, target) for a, b in rows], [(b - a) * sb.size for a, b in rows],
+        combine, progress, f"{act.name} grid", "points",
+    )  # fmt: skip
+    return [out[k] for k in _FIELDS], "+".join(sorted(targets))
+
+
+def _edge_on_cluster(act, sb, target, sw_range, client):
+    """The edge of chaos over slices of ``sb`` on ``client``; returns (sigma_w, status)."""
+    ref = schedule.activation_ref(act)
+    parts = schedule.split(sb.size, 8, client)
+    out = np.empty(sb.size)
+    status = np.empty(sb.size, np.int8)
+
+    def combine(i, res):
+        a, b = parts[i]
+        out[a:b], status[a:b] = res
+
+    schedule.run_on_cluster(client, _edge_slice, [(ref, sb[a:b], target, sw_range) for a, b in parts],
+                            [0] * len(parts), combine)  # fmt: skip
+    return out, status

@@ -10,13 +10,17 @@ import time
 import numpy as np
 from numba import get_num_threads
 
-from . import _resources, _validate, distributed, exactsum
-from ._version import __version__
-from .activations import activation as _activation
-from .chainresult import COUNTS, ChainResult, empty_result
-from .chains import DENSE, INVARIANT, METHODS, NBINS, WEIGHTS, chain_kernel, stats_kernel
-from .progress import make as _progress
-from .targets import check_target, n_chunks, resolve_target
+from .. import _validate
+from .._version import __version__
+from ..activations import activation as _activation
+from ..run import resources as _resources
+from ..run import schedule
+from ..run.progress import make as _progress
+from ..run.targets import check_target, n_chunks, resolve_target
+from . import exactsum
+from .common import DENSE, INVARIANT, METHODS, NBINS, WEIGHTS
+from .compiled import chain_kernel, stats_kernel
+from .result import COUNTS, ChainResult, empty_result
 
 __all__ = ["simulate_chains"]
 
@@ -32,6 +36,9 @@ def first_timed_batch(target):
     """Chains in the first batch sized by time: one per thread of ``target``."""
     return 1 if target == "cpu" else get_num_threads()
 
+
+CLUSTER_MIN_CHAINS = 1 << 16
+"""The smallest range of chains worth a Dask task."""
 
 MAX_CHAINS = 1 << 63
 """Chain indices are 63-bit: first_chain + n_chains ≤ 2⁶³."""
@@ -76,6 +83,23 @@ def _thresholds(thresholds):
     return np.array(sorted(set(t.tolist())), np.float64)
 
 
+def _input(x0, d):
+    """The input vector: ``x0`` checked, or the default unit vector (1, …, 1)/√d."""
+    if x0 is None:
+        return np.full(d, 1.0 / math.sqrt(d))
+    x0v = _validate.real_array(x0, "x0")
+    if x0v.shape != (d,):
+        raise ValueError(f"x0 must have shape (width,) = ({d},), got {x0v.shape}")
+    return np.ascontiguousarray(x0v)
+
+
+def _batch(batch_size, n, n_layers):
+    """Chains per batch; negative: sized by time, up to its absolute value."""
+    if batch_size is None:
+        return -min(n, MAX_BATCH, max(1024, (1 << 22) // n_layers))
+    return min(_validate.positive_int(batch_size, "batch_size"), MAX_BATCH)
+
+
 def _dtype(dtype):
     """The name of a chain working dtype: "float64" or "float32"."""
     try:
@@ -114,7 +138,7 @@ def simulate_chains(
 
     Chain ``i`` (``first_chain ≤ i < first_chain + n_chains``) is the network
     ``h_ℓ = W_ℓ x_{ℓ-1} + b_ℓ``, ``x_ℓ = φ(h_ℓ)``, ℓ = 1..depth, drawn from the
-    counter-based stream (seed, i) of :mod:`fastprop.rng`; samplers and their
+    counter-based stream (seed, i) of :mod:`fastprop.chains.rng`; samplers and their
     exactness are described in :mod:`fastprop.chains`.
 
     Parameters
@@ -140,13 +164,13 @@ def simulate_chains(
     first_chain : int
         Index of the first chain; disjoint ranges merge exactly (``ChainResult.merge``).
     target : {"auto", "cpu", "parallel", "cuda"}
-        Results do not depend on it ("cuda": see :mod:`fastprop.chains_cuda`
+        Results do not depend on it ("cuda": see :mod:`fastprop.chains.cuda`
         for the last-ulp caveat of GPU math); "auto" is "cuda" where a GPU is
         usable, else "parallel".
     client : dask.distributed.Client or str, optional
         Run consecutive ranges of chains on a Dask cluster (a client or a
         scheduler address) and merge them; bitwise the local result
-        (:mod:`fastprop.distributed`). ``target`` is resolved on each worker.
+        (:mod:`fastprop.run.distributed`). ``target`` is resolved on each worker.
     rms_norm : bool
         Apply x ← x/‖x‖_rms after every layer; the recorded norm is the one
         before normalisation.
@@ -158,7 +182,7 @@ def simulate_chains(
         quantiles and arbitrary thresholds.
     batch_size : int, optional
         Chains per batch; results do not depend on it.
-    progress : bool or fastprop.progress.Progress
+    progress : bool or tqdm bar (:mod:`fastprop.run.progress`)
         Show a progress bar over the batches on stderr (only on a terminal).
     dtype : {"float64", "float32"}
         Precision of each chain's working vectors (x, h, the weight normals)
@@ -199,55 +223,43 @@ def simulate_chains(
     sb = _validate.real_scalar(sigma_b, "sigma_b", low=0.0)
     weights = _choice(weights, "weights", WEIGHTS)
     method = _choice(method, "method", METHODS)
-    if not isinstance(rms_norm, bool):
-        raise TypeError(f"rms_norm must be a bool, got {type(rms_norm).__name__}")
-    if not isinstance(keep_norms, bool):
-        raise TypeError(f"keep_norms must be a bool, got {type(keep_norms).__name__}")
+    _validate.boolean(rms_norm, "rms_norm")
+    _validate.boolean(keep_norms, "keep_norms")
     rec = _layers(layers, L)
     thr = _thresholds(thresholds)
     dtype = _dtype(dtype)
     check_target(target)
     tgt = resolve_target(target) if client is None else target
-    if x0 is None:
-        x0v = np.full(d, 1.0 / math.sqrt(d))
-    else:
-        x0v = _validate.real_array(x0, "x0")
-        if x0v.shape != (d,):
-            raise ValueError(f"x0 must have shape (width,) = ({d},), got {x0v.shape}")
-        x0v = np.ascontiguousarray(x0v)
-    if batch_size is None:
-        batch = -min(n, MAX_BATCH, max(1024, (1 << 22) // rec.size))  # negative: sized by time, up to this
-    else:
-        batch = min(_validate.positive_int(batch_size, "batch_size"), MAX_BATCH)
+    x0v = _input(x0, d)
+    batch = _batch(batch_size, n, rec.size)
     _resources.require(
         chain_memory(d, L, rec.size, n if keep_norms else 0, abs(batch), method == "dense", weights, dtype, tgt),
         f"simulate_chains(width={d}, depth={L}, {rec.size} recorded layers{', keep_norms' if keep_norms else ''})",
     )
     if client is not None:
-        kwargs = {
-            "width": d,
-            "depth": L,
-            "activation": act,
-            "sigma_w": sw,
-            "sigma_b": sb,
-            "weights": weights,
-            "method": method,
-            "layers": rec.tolist(),
-            "thresholds": thr.tolist(),
-            "seed": seed,
-            "rms_norm": rms_norm,
-            "x0": x0,
-            "keep_norms": keep_norms,
-            "batch_size": batch_size,
-            "dtype": dtype,
-        }
-        with distributed.connect(client) as cl:
-            return distributed.chains(kwargs, first, n, target, cl, progress)
+        kwargs = dict(
+            width=d, depth=L, activation=act, sigma_w=sw, sigma_b=sb, weights=weights, method=method,
+            layers=rec.tolist(), thresholds=thr.tolist(), seed=seed, rms_norm=rms_norm, x0=x0,
+            keep_norms=keep_norms, batch_size=batch_size, dtype=dtype,
+        )  # fmt: skip
+        with schedule.cluster(client) as cl:
+            return _chains_on_cluster(kwargs, first, n, target, cl, progress)
 
+    return _run_here(
+        act, d, L, n, first, seed, sw, sb, weights, method, rec, thr, rms_norm, x0, x0v, keep_norms, batch, progress,
+        dtype, tgt,
+    )  # fmt: skip
+
+
+def _run_here(
+    act, d, L, n, first, seed, sw, sb, weights, method, rec, thr, rms_norm, x0, x0v, keep_norms, batch, progress,
+    dtype, tgt,
+):  # fmt: skip
+    """The local part of :func:`simulate_chains`, on validated arguments and a concrete target."""
     resolved = "dense" if method == "dense" else "invariant"
     tracked = act.homogeneous and sb == 0.0
-    pos_sq = float(act.phi(1.0)) ** 2
-    neg_sq = float(act.phi(-1.0)) ** 2
+    pos_sq = float(act.eval3(1.0)[0]) ** 2
+    neg_sq = float(act.eval3(-1.0)[0]) ** 2
     params = {
         "width": d,
         "depth": L,
@@ -269,7 +281,7 @@ def simulate_chains(
     tlog = np.log(thr)
     code = DENSE if resolved == "dense" else INVARIANT
     if tgt == "cuda":
-        from .chains_cuda import run_batches
+        from .cuda import run_batches
 
         batch = abs(batch)  # GPU batches are sized by count (each takes well under a second)
     else:
@@ -281,8 +293,7 @@ def simulate_chains(
             weights == "orthogonal", tracked, rms_norm, pos_sq, neg_sq, tlog, keep_norms, bar, dtype,
         )  # fmt: skip
     finally:
-        if bar is not progress:
-            bar.close()
+        bar.close()
     return result
 
 
@@ -304,7 +315,7 @@ def _run_batches_cpu(
     keep_norms, bar, dtype,
 ):  # fmt: skip
     """Chains [first, first + n) on a CPU target in batches, folded into ``result``
-    (the counterpart of :func:`fastprop.chains_cuda.run_batches`)."""
+    (the counterpart of :func:`fastprop.chains.cuda.run_batches`)."""
     run = chain_kernel(act, tgt, dtype)
     update = stats_kernel(tgt)
     stats = [getattr(result, k) for k in COUNTS]
@@ -326,3 +337,29 @@ def _run_batches_cpu(
             result.norms[:, done : done + nb] = out
         done += nb
         bar.advance(nb)
+
+
+# ------------------------------------------------------------------ units of work on a cluster
+def _chain_range(kwargs, first, n, target):
+    """One unit of work: the chains [first, first + n) (run on a Dask worker)."""
+    return simulate_chains(n_chains=n, first_chain=first, target=target, **kwargs)
+
+
+def _chains_on_cluster(kwargs, first, n, target, client, progress):
+    """Consecutive chain ranges on ``client``, merged exactly (in chain order)."""
+    kwargs = dict(kwargs, activation=schedule.activation_ref(kwargs["activation"]))
+    ranges = schedule.split(n, CLUSTER_MIN_CHAINS, client)
+    parts = [None] * len(ranges)
+
+    def combine(i, res):
+        parts[i] = res
+
+    schedule.run_on_cluster(
+        client, _chain_range, [(kwargs, first + a, b - a, target) for a, b in ranges], [b - a for a, b in ranges],
+        combine, progress, "chains", "chains",
+    )  # fmt: skip
+    result = parts[0]
+    for p in parts[1:]:
+        result = result.merge(p)
+    result.meta["target"] = "+".join(sorted({p.meta["target"] for p in parts}))
+    return result

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 
-from . import _resources, _validate
-from .activations import activation as _activation
-from .meanfield import kernels
+from .. import _validate
+from ..activations import activation as _activation
+from ..run import resources as _resources
+from .compiled import kernels
 
 __all__ = ["length_map", "correlation_map"]
 

@@ -1,7 +1,7 @@
 """Streaming statistics of chain norms: :class:`ChainResult` and :class:`TailEstimate`.
 
 Everything a result holds is an integer count or an exact sum
-(:mod:`fastprop.exactsum`), so results of disjoint chain ranges add up exactly:
+(:mod:`fastprop.chains.exactsum`), so results of disjoint chain ranges add up exactly:
 ``merge`` of the halves [0, n/2) and [n/2, n) equals the run over [0, n) bit for bit.
 """
 
@@ -11,10 +11,11 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
-from . import _io, _validate, exactsum
-from .chains import BINS_PER_DECADE, LOG10_MAX, LOG10_MIN, NBINS, hist_edges
+from .. import _validate
+from ..run import files as _io
+from . import exactsum
+from .common import BINS_PER_DECADE, LOG10_MAX, LOG10_MIN, NBINS, hist_edges
 
 __all__ = ["ChainResult", "TailEstimate"]
 
@@ -57,6 +58,8 @@ def binomial_interval(hits, n, level=0.95, interval="wilson"):
     if not level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     alpha = 1.0 - level
+    from scipy import stats  # on first use: importing it costs half a second
+
     if interval == "wilson":
         z = stats.norm.isf(alpha / 2)
         p = hits / n
@@ -370,7 +373,7 @@ class ChainResult:
 
         ``hist`` counts log10‖x‖ on :func:`fastprop.chains.hist_edges` with an
         underflow and an overflow bin; ``sums`` are exact integer limbs
-        (:mod:`fastprop.exactsum`); the parameters are in the attributes.
+        (:mod:`fastprop.chains.exactsum`); the parameters are in the attributes.
         """
         return _io.dataset(self._info(), self._arrays(), self._DIMS, coords=("layers", "thresholds"))
 

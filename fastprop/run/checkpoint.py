@@ -20,11 +20,13 @@ from __future__ import annotations
 import math
 import time
 
-from . import _io, _resources, _validate
-from .activations import activation as _activation
-from .chainresult import ChainResult
+from .. import _validate
+from ..activations import activation as _activation
+from ..chains.result import ChainResult
+from ..chains.simulate import MAX_CHAINS, _layers, _thresholds, chain_memory, first_timed_batch, simulate_chains
+from . import files as _io
+from . import resources as _resources
 from .progress import make as _progress
-from .simulate import MAX_CHAINS, _layers, _thresholds, chain_memory, first_timed_batch, simulate_chains
 from .targets import resolve_target
 
 __all__ = ["run_chains", "resume_chains", "block_size", "next_boundary", "FIRST_BLOCK", "MAX_BLOCK", "GPU_MAX_BLOCK"]
@@ -222,7 +224,7 @@ def _continue(path, run, result, kwargs, checkpoint_every, progress, target, fre
         if fresh and resolve_target(target) == "cuda":
             run["max_block"] = GPU_MAX_BLOCK
         return _blocks(path, run, result, kwargs, checkpoint_every, progress, target)
-    from .distributed import TASKS_PER_THREAD, connect
+    from .distributed import TASKS_PER_THREAD, connect  # Dask only for a run on a cluster
 
     with connect(client) as cl:  # one connection for the whole run
         if fresh:  # blocks large enough to keep the cluster busy; recorded, so a resume keeps them
@@ -263,8 +265,7 @@ def _blocks(path, run, result, kwargs, checkpoint_every, progress, target):
             _save(result, run, path)
         raise
     finally:
-        if bar is not progress:
-            bar.close()
+        bar.close()
     run["complete"] = True
     _save(result, run, path)
     return result

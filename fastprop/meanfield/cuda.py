@@ -20,12 +20,14 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, float64
 
-from .chains_cuda import _arr
-from .meanfield import _CACHE, kernels, store_point
+from ..run.gpu import as_array as _arr
+from .common import store_point
+from .compiled import kernels
 
 __all__ = ["run_grid", "run_edge"]
 
 THREADS = 64
+_CACHE: dict = {}
 SLICE = 1 << 18
 """Points per launch (a progress step; keeps every launch short)."""
 

@@ -33,10 +33,10 @@ import math
 import warnings
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
-from . import _validate
-from .activations import activation as _activation
+from .. import _validate
+from ..activations import activation as _activation
 
 __all__ = ["ChainNormLaw", "chain_norm"]
 
@@ -133,6 +133,8 @@ class ChainNormLaw:
             if hi > 1e12:
                 return hi
             hi *= 4.0
+        from scipy import optimize  # on first use: importing it is slow
+
         return optimize.brentq(dk, lo, hi, xtol=1e-12, rtol=1e-14)
 
     def _bromwich(self, y, c):
@@ -257,6 +259,8 @@ class ChainNormLaw:
             a, b = mu - 4 * sd, mu + 4 * sd
             while f(a) * f(b) > 0:
                 a, b = a - 4 * sd, b + 4 * sd
+            from scipy import optimize
+
             return math.exp(optimize.brentq(f, a, b, xtol=1e-13, rtol=1e-13))
 
         out = np.array([one(float(q)) for q in ps.reshape(-1)]).reshape(ps.shape)

@@ -1,13 +1,13 @@
 """The chain engine on the GPU (target ``"cuda"``, numba-cuda).
 
 The same scalar code as the CPU targets: one GPU thread runs one chain with
-:func:`fastprop.rng.stream_init` and the chain function of
+:func:`fastprop.chains.rng.stream_init` and the chain function of
 :func:`fastprop.chains.chain_function` (plain ``@njit`` functions, compiled here
 as device functions), with its scratch vectors in thread-local memory sized for
 the width at compile time. Chains run in batches; the recorded log-norms of a
 batch stay on the device, where a second kernel folds them into the statistics
 with atomic additions (histogram, threshold counts, and the exact integer sums
-of :mod:`fastprop.exactsum` via :func:`~fastprop.exactsum.limbs`). Only the
+of :mod:`fastprop.chains.exactsum` via :func:`~fastprop.chains.exactsum.limbs`). Only the
 statistics come back, so memory does not grow with the number of chains.
 
 The integer random streams are those of the CPU targets bit for bit. Floating-point
@@ -23,27 +23,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import config, cuda, float32, float64, uint64
+from numba import cuda, float32, float64, uint64
 
+from ..run.gpu import as_array as _arr
 from . import exactsum, rng
-from .chainresult import COUNTS
-from .chains import _CACHE, DENSE, chain_function, hist_bin
+from .common import DENSE, hist_bin
+from .compiled import chain_function
+from .result import COUNTS
 
 __all__ = ["run_batches"]
 
 THREADS = 128
-
-if config.ENABLE_CUDASIM:
-
-    def _arr(a):
-        """Under the simulator, the NumPy array behind a kernel argument, so that the
-        shared ``@njit`` functions (run on the CPU there) can take it."""
-        return a._item._ary
-else:
-
-    @cuda.jit(device=True, inline=True)
-    def _arr(a):
-        return a
+_CACHE: dict = {}
 
 
 def _chain_kernel(act, d, dense, ortho, dtype="float64"):

@@ -1,4 +1,4 @@
-"""Running the engines on a Dask cluster: same kernels, same numbers.
+"""Running the engines' units of work on a Dask cluster: same kernels, same numbers.
 
 ``client=`` on :func:`fastprop.meanfield_grid`, :func:`fastprop.edge_of_chaos`
 and :func:`fastprop.simulate_chains` (and ``--scheduler`` on the command line)
@@ -20,6 +20,11 @@ from the same inputs, giving the same tile or range again; each range is merged
 exactly once (``merge`` refuses overlaps). ``target`` is resolved on each worker
 ("auto": that worker's best target).
 
+This module knows nothing of grids or chains: an engine hands
+:mod:`fastprop.run.schedule` a task function (module-level, so that workers
+import it by name), one argument tuple per unit of work and a ``combine``
+callback, and the units are submitted and gathered here.
+
 Dask is an optional extra: ``pip install "fastprop[dask]"``.
 """
 
@@ -28,11 +33,9 @@ from __future__ import annotations
 import contextlib
 import math
 
-from .activations import ACTIVATIONS
-from .activations import activation as _activation
 from .progress import make as _progress
 
-__all__ = ["resolve_client", "connect", "Cancelled", "TASKS_PER_THREAD"]
+__all__ = ["resolve_client", "connect", "Cancelled", "TASKS_PER_THREAD", "pieces", "run_tasks"]
 
 TASKS_PER_THREAD = 4
 """Tasks per worker thread: enough to balance uneven tiles and a lost worker."""
@@ -79,13 +82,6 @@ def connect(client, timeout=10):
             cl.close()
 
 
-def _activation_ref(act):
-    """What to send to a worker: a built-in's name, or the (picklable) Activation."""
-    if act.name in ACTIVATIONS and _activation(act.name) is act:
-        return act.name
-    return act
-
-
 def _threads(client):
     nthreads = client.nthreads()
     if not nthreads:
@@ -93,7 +89,7 @@ def _threads(client):
     return sum(nthreads.values())
 
 
-def _pieces(n, min_size, client):
+def pieces(n, min_size, client):
     """Split range(n) into consecutive (start, stop) pieces for the cluster's threads."""
     count = max(1, min(math.ceil(n / max(min_size, 1)), TASKS_PER_THREAD * _threads(client)))
     size = math.ceil(n / count)
@@ -118,92 +114,14 @@ def _gather(client, futures, bar, weights, combine):
         raise
 
 
-# ------------------------------------------------------------------ tasks
-def _grid_task(act, sw, sb, target):
-    from .grid import meanfield_grid
-
-    return meanfield_grid(act, sw, sb, target=target)
-
-
-def _edge_task(act, sb, target, sw_range):
-    from .grid import edge_of_chaos
-
-    return edge_of_chaos(act, sb, target=target, sigma_w_range=sw_range, full_output=True)
-
-
-def _chain_task(kwargs, first, n, target):
-    from .simulate import simulate_chains
-
-    return simulate_chains(n_chains=n, first_chain=first, target=target, **kwargs)
-
-
-# ------------------------------------------------------------------ drivers
-def grid(act, sw, sb, target, client, progress):
-    """The tiles of ``meanfield_grid`` on ``client``; returns (arrays, worker targets)."""
-    import numpy as np
-
-    ref = _activation_ref(act)
-    rows = _pieces(sw.size, max(1, 16384 // sb.size), client)
-    bar = _progress(progress, sw.size * sb.size, f"{act.name} grid", "points")
-    futures = [client.submit(_grid_task, ref, sw[a:b], sb, target, pure=False) for a, b in rows]
-    from .grid import _FIELDS as names
-
-    out = {k: np.empty((sw.size, sb.size), np.int8 if k == "status" else np.float64) for k in names}
-    targets = set()
-
-    def combine(i, tile):
-        a, b = rows[i]
-        for k in names:
-            out[k][a:b] = getattr(tile, k)
-        targets.add(tile.target)
-
+def run_tasks(client, task, args, weights, combine, progress, label, unit):
+    """Submit ``task(*a)`` for each ``a`` in ``args`` and pass each result to
+    ``combine(i, result)`` as it completes, advancing a progress bar (total
+    ``sum(weights)``) by ``weights[i]``. Raises :class:`Cancelled` when Dask cancels
+    the tasks; any other exception (Ctrl-C included) cancels the outstanding ones."""
+    bar = _progress(progress, sum(weights), label, unit)
+    futures = [client.submit(task, *a, pure=False) for a in args]
     try:
-        _gather(client, futures, bar, [(b - a) * sb.size for a, b in rows], combine)
+        _gather(client, futures, bar, weights, combine)
     finally:
-        if bar is not progress:
-            bar.close()
-    return [out[k] for k in names], "+".join(sorted(targets))
-
-
-def edge(act, sb, target, sw_range, client):
-    """``edge_of_chaos`` over slices of ``sb`` on ``client``; returns (sigma_w, status)."""
-    import numpy as np
-
-    ref = _activation_ref(act)
-    parts = _pieces(sb.size, 8, client)
-    futures = [client.submit(_edge_task, ref, sb[a:b], target, sw_range, pure=False) for a, b in parts]
-    out = np.empty(sb.size)
-    status = np.empty(sb.size, np.int8)
-
-    def combine(i, res):
-        a, b = parts[i]
-        out[a:b], status[a:b] = res
-
-    _gather(client, futures, _progress(False, 1, "", ""), [0] * len(parts), combine)
-    return out, status
-
-
-def chains(kwargs, first, n, target, client, progress):
-    """``simulate_chains`` over consecutive chain ranges on ``client``, merged exactly."""
-    from .checkpoint import FIRST_BLOCK
-
-    kwargs = dict(kwargs, activation=_activation_ref(_activation(kwargs["activation"])))
-    ranges = _pieces(n, FIRST_BLOCK, client)
-    bar = _progress(progress, n, "chains", "chains")
-    futures = [client.submit(_chain_task, kwargs, first + a, b - a, target, pure=False) for a, b in ranges]
-    parts = [None] * len(ranges)
-
-    def combine(i, res):
-        parts[i] = res
-
-    try:
-        _gather(client, futures, bar, [b - a for a, b in ranges], combine)
-    finally:
-        if bar is not progress:
-            bar.close()
-    result = parts[0]
-    for p in parts[1:]:
-        result = result.merge(p)
-    targets = sorted({p.meta["target"] for p in parts})
-    result.meta["target"] = "+".join(targets)
-    return result
+        bar.close()

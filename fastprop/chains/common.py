@@ -1,0 +1,93 @@
+"""What the chain templates and results share: sampler codes, the fixed histogram
+of log10‖x‖, and small compiled helpers on one working vector."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+DENSE, INVARIANT = 0, 1
+METHODS = ("auto", "dense", "invariant")
+WEIGHTS = ("gaussian", "orthogonal")
+
+# Fixed global histogram of log10‖x‖: bins of 1/BINS_PER_DECADE decade on
+# [LOG10_MIN, LOG10_MAX), plus an underflow (index 0) and an overflow bin (last).
+BINS_PER_DECADE = 50
+LOG10_MIN = -330
+LOG10_MAX = 330
+NBINS = (LOG10_MAX - LOG10_MIN) * BINS_PER_DECADE
+_LN10 = math.log(10.0)
+
+
+def hist_edges():
+    """The interior bin edges of log10‖x‖ (NBINS + 1 values)."""
+    return LOG10_MIN + np.arange(NBINS + 1) / BINS_PER_DECADE
+
+
+N2_MIN = 1e-290
+N2_MAX = 1e300
+"""Squared norms in (N2_MIN, N2_MAX) are summed and logged directly; outside, by scaling."""
+
+
+@njit(cache=True)
+def _log_norm(x, d):
+    """log‖x‖ without spurious overflow/underflow (−inf for 0, NaN if x has NaN)."""
+    s = 0.0
+    for i in range(d):
+        s += x[i] * x[i]
+    if N2_MIN < s < N2_MAX:
+        return 0.5 * math.log(s)
+    m = 0.0
+    for i in range(d):
+        a = abs(x[i])
+        if a != a:
+            return math.nan
+        m = max(m, a)
+    if m == 0.0:
+        return -math.inf
+    if m == math.inf:
+        return math.inf
+    t = 0.0
+    for i in range(d):
+        t += (x[i] / m) ** 2
+    return math.log(m) + 0.5 * math.log(t)
+
+
+@njit(cache=True)
+def _haar_apply(z, q, x, y, d):
+    """y = O x with O Haar-orthogonal: Gram–Schmidt (twice, for stability) of the
+    columns of the Gaussian matrix whose column k is z[k·d:(k+1)·d]."""
+    for k in range(d):
+        for i in range(d):
+            q[k * d + i] = z[k * d + i]
+        for _ in range(2):
+            for j in range(k):
+                dot = 0.0
+                for i in range(d):
+                    dot += q[j * d + i] * q[k * d + i]
+                for i in range(d):
+                    q[k * d + i] -= dot * q[j * d + i]
+        nrm = 0.0
+        for i in range(d):
+            nrm += q[k * d + i] ** 2
+        nrm = 1.0 / math.sqrt(nrm)
+        for i in range(d):
+            q[k * d + i] *= nrm
+    for i in range(d):
+        y[i] = 0.0
+    for k in range(d):
+        for i in range(d):
+            y[i] += x[k] * q[k * d + i]
+
+
+@njit(cache=True)
+def hist_bin(v):
+    """Index into ``hist`` of a finite log-norm v (0: underflow, NBINS + 1: overflow)."""
+    b = math.floor((v / _LN10 - LOG10_MIN) * BINS_PER_DECADE)
+    if b < 0:
+        return 0
+    if b >= NBINS:
+        return NBINS + 1
+    return b + 1

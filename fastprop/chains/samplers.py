@@ -1,0 +1,205 @@
+"""The samplers of one chain (:mod:`fastprop.chains`): ``chain`` runs chain ``col``
+from its stream state ``st`` and writes log‖x_ℓ‖ at the recorded layers ``rec``
+into ``out[:, col]``; ``z``, ``q``, ``x``, ``h`` are its work vectors.
+
+A template (:mod:`fastprop.run.compile`): compiled per activation and working
+dtype by :func:`fastprop.chains.compiled.chain_function`, which binds ``ev``
+(φ, φ', φ'') and ``F`` (the working float type); not imported directly.
+"""
+
+import math
+
+from numba import njit
+
+from fastprop.chains import rng
+from fastprop.chains.common import DENSE, N2_MAX, N2_MIN, _haar_apply, _log_norm
+from fastprop.run.compile import bound
+
+ev, F, CACHE = bound(__name__, "ev", "F", "CACHE")
+
+
+@njit(cache=CACHE)
+def phi(h):
+    return ev(h)[0]
+
+
+@njit(cache=CACHE)
+def dense_preact(st, z, q, x, h, d, sw, sb, ortho):
+    """h = W x + b for one freshly drawn layer (b only if σ_b > 0)."""
+    nb = d if sb > 0.0 else 0
+    rng.fill_normals(st, z, d * d + nb)
+    if ortho:
+        _haar_apply(z, q, x, h, d)
+        for i in range(d):
+            h[i] *= sw
+    else:
+        c = F(sw / math.sqrt(d))
+        for i in range(d):
+            acc = F(0.0)
+            for j in range(d):
+                acc += z[i * d + j] * x[j]
+            h[i] = c * acc
+    for i in range(nb):
+        h[i] += sb * z[d * d + i]
+
+
+@njit(cache=CACHE)
+def tracked_chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, pos_sq, neg_sq, z, q, x, h):
+    """Positively homogeneous φ, σ_b = 0: carry log‖x‖ and (dense) a unit direction."""
+    half_log_d = 0.5 * math.log(d)
+    nrec = rec.shape[0]
+    j = 0  # the next recorded layer is rec[j] (rec is increasing); out[j, col] holds it
+    logn = _log_norm(x0, d)
+    if logn > -math.inf:
+        r = math.exp(-logn)
+        for i in range(d):
+            x[i] = x0[i] * r
+    if rec[0] == 0:
+        out[0, col] = logn
+        j = 1
+    for ell in range(1, L + 1):
+        if logn == -math.inf:
+            for m in range(j, nrec):
+                out[m, col] = -math.inf
+            return
+        if method == DENSE:
+            dense_preact(st, z, q, x, h, d, sw, 0.0, ortho)
+            r2 = 0.0
+            for i in range(d):
+                h[i] = phi(h[i])
+                r2 += h[i] * h[i]
+            if r2 > 0.0:
+                r = 1.0 / math.sqrt(r2)
+                for i in range(d):
+                    x[i] = h[i] * r
+        elif ortho and pos_sq == neg_sq:
+            r2 = sw * sw * pos_sq
+        elif ortho:
+            rng.fill_normals(st, z, d)
+            zz = 0.0
+            for i in range(d):
+                zz += z[i] * z[i]
+            c = sw / math.sqrt(zz)
+            r2 = 0.0
+            for i in range(d):
+                y = phi(c * z[i])
+                r2 += y * y
+        else:
+            if pos_sq == neg_sq:
+                g = pos_sq * rng.chi2_variate(st, d)
+            else:
+                k = rng.binomial_half(st, d)
+                g = 0.0
+                if pos_sq > 0.0:
+                    g += pos_sq * rng.chi2_variate(st, k)
+                if neg_sq > 0.0:
+                    g += neg_sq * rng.chi2_variate(st, d - k)
+            r2 = sw * sw / d * g
+        if r2 > 0.0:
+            logn += 0.5 * math.log(r2)
+        elif r2 == 0.0:
+            logn = -math.inf
+        else:  # NaN (a NaN input): undefined, never a zero
+            logn = math.nan
+        if j < nrec and rec[j] == ell:
+            out[j, col] = logn
+            j += 1
+        if rms and logn > -math.inf:
+            logn = half_log_d
+
+
+@njit(cache=CACHE)
+def dense_chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, pos_sq, neg_sq, z, q, x, h):
+    """The dense sampler: every weight drawn, x itself propagated."""
+    half_log_d = 0.5 * math.log(d)
+    nrec = rec.shape[0]
+    j = 0  # the next recorded layer is rec[j] (rec is increasing); out[j, col] holds it
+    for i in range(d):
+        x[i] = x0[i]
+    logn = _log_norm(x, d)
+    if rec[0] == 0:
+        out[0, col] = logn
+        j = 1
+    for ell in range(1, L + 1):
+        dense_preact(st, z, q, x, h, d, sw, sb, ortho)
+        for i in range(d):
+            x[i] = phi(h[i])
+        logn = _log_norm(x, d)
+        if j < nrec and rec[j] == ell:
+            out[j, col] = logn
+            j += 1
+        if rms and -math.inf < logn < math.inf:
+            r = math.exp(half_log_d - logn)
+            for i in range(d):
+                x[i] *= r
+
+
+@njit(cache=CACHE)
+def invariant_chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, pos_sq, neg_sq, z, q, x, h):
+    """The invariant sampler for general φ."""
+    half_log_d = 0.5 * math.log(d)
+    nrec = rec.shape[0]
+    j = 0  # the next recorded layer is rec[j] (rec is increasing); out[j, col] holds it
+    # invariant sampler, general φ: carry log‖x‖, and n2 = ‖x‖² while it is
+    # representable (the same arithmetic as ever there); beyond, the layer's
+    # scale comes from log‖x‖, so it overflows only where ‖x‖ itself does,
+    # as in the dense sampler, and a NaN stays NaN (never a zero norm)
+    n2 = 0.0
+    for i in range(d):
+        n2 += x0[i] * x0[i]
+    logn = _log_norm(x0, d)
+    if rec[0] == 0:
+        out[0, col] = logn
+        j = 1
+    for ell in range(1, L + 1):
+        # the plain arithmetic while ‖x‖² and the pre-activation variance are representable
+        v = sw * sw * n2 / d + sb * sb
+        in_range = (N2_MIN < n2 < N2_MAX or logn == -math.inf) and v < N2_MAX
+        r = 0.0 if in_range else math.exp(logn)  # ‖x‖, outside the range of n2
+        if ortho:
+            nb = d if sb > 0.0 else 0
+            rng.fill_normals(st, z, d + nb)
+            zz = 0.0
+            for i in range(d):
+                zz += z[i] * z[i]
+            c = sw * math.sqrt(n2 / zz) if in_range else sw * r / math.sqrt(zz)
+            for i in range(d):
+                h[i] = c * z[i]
+            for i in range(nb):
+                h[i] += sb * z[d + i]
+        else:
+            s = math.sqrt(v) if in_range else math.hypot(sw * r / math.sqrt(d), sb)
+            rng.fill_normals(st, z, d)
+            for i in range(d):
+                h[i] = s * z[i]
+        n2 = 0.0
+        for i in range(d):
+            y = phi(h[i])
+            n2 += y * y
+        if N2_MIN < n2 < N2_MAX:
+            logn = 0.5 * math.log(n2)
+        else:  # zero, underflowed, overflowed or NaN: from the vector itself
+            for i in range(d):
+                x[i] = phi(h[i])
+            logn = _log_norm(x, d)
+        if j < nrec and rec[j] == ell:
+            out[j, col] = logn
+            j += 1
+        if rms and -math.inf < logn < math.inf:
+            n2 = float(d)
+            logn = half_log_d
+        if logn != logn:  # undefined from here on
+            for m in range(j, nrec):
+                out[m, col] = math.nan
+            return
+
+
+@njit(cache=CACHE)
+def chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, z, q, x, h):
+    """Run one chain with the sampler its parameters call for."""
+    if tracked:
+        tracked_chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, pos_sq, neg_sq, z, q, x, h)
+    elif method == DENSE:
+        dense_chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, pos_sq, neg_sq, z, q, x, h)
+    else:
+        invariant_chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, pos_sq, neg_sq, z, q, x, h)

@@ -1,0 +1,174 @@
+"""The on-disk kernel cache (fastprop.run.compile): a new process compiles nothing
+it compiled before, concurrent processes fill one cache safely, and a changed
+activation never reuses an old kernel. Asserted through the cache's own records
+(Numba's per-dispatcher cache hits), never through wall time."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastprop as fp
+from fastprop.run import compile
+
+BUILTIN_JOB = textwrap.dedent(
+    """
+    import json, numpy as np, fastprop as fp
+    from fastprop.run import compile
+    g = fp.meanfield_grid("relu", [0.5, 1.5, 3.0], [0.0, 0.4], target="cpu")
+    r = fp.simulate_chains(4, 5, 300, activation="relu", sigma_b=0.2, target="cpu", keep_norms=True)
+    print(json.dumps({"report": compile.report(), "q": g.q_star.tolist(), "c": g.c_star.tolist(),
+                      "norms": r.norms.tolist()}))
+    """
+)
+
+
+def _python(code, cache, extra_env=None, cwd=None):
+    env = dict(os.environ, FASTPROP_CACHE_DIR=str(cache), NUMBA_NUM_THREADS="1", **(extra_env or {}))
+    env.pop("NUMBA_CACHE_DIR", None)
+    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _result(proc):
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory):
+    """An empty cache filled by two processes at once, then a third process."""
+    cache = tmp_path_factory.mktemp("kernels")
+    first = [_python(BUILTIN_JOB, cache) for _ in range(2)]  # started together, both on an empty cache
+    both = [_result(p) for p in first]
+    third = _result(_python(BUILTIN_JOB, cache))
+    return cache, both, third
+
+
+def test_two_processes_filling_an_empty_cache_both_succeed_and_agree(filled):
+    cache, (a, b), _ = filled
+    for key in ("q", "c", "norms"):
+        assert a[key] == b[key]
+    assert a["report"]["compiled"] > 0 and a["report"]["modules"] > 0
+    generated = list((cache / "kernels").rglob("*.py"))
+    assert generated and not [p for p in (cache / "kernels").rglob(".tmp-*")]  # no partial files left
+
+
+def test_a_new_process_compiles_nothing_for_a_builtin_activation(filled):
+    _, (a, _), third = filled
+    assert third["report"]["compiled"] == 0, third["report"]
+    assert third["report"]["loaded"] == 3  # the grid driver, the chain batch and statistics kernels
+    for key in ("q", "c", "norms"):
+        assert third[key] == a[key]
+
+
+USER_MODULE = """
+import math
+
+SCALE = {scale}
+
+
+def phi(h):
+    return SCALE * math.tanh(h)
+
+
+def dphi(h):
+    return SCALE * (1.0 - math.tanh(h) ** 2)
+
+
+def d2phi(h):
+    t = math.tanh(h)
+    return -2.0 * SCALE * t * (1.0 - t * t)
+"""
+
+USER_JOB = textwrap.dedent(
+    """
+    import json, fastprop as fp, user_act
+    from fastprop.run import compile
+    act = fp.register_activation("user_act", user_act.phi, user_act.dphi, user_act.d2phi)
+    r = fp.simulate_chains(4, 3, 200, activation="user_act", sigma_w=1.2, layers=[1, 3], target="cpu", keep_norms=True)
+    print(json.dumps({"report": compile.report(), "norms": r.norms.tolist(), "portable": act.portable}))
+    """
+)
+
+
+def test_a_changed_registered_activation_does_not_reuse_the_old_kernel(tmp_path):
+    cache = tmp_path / "cache"
+    code = tmp_path / "code"
+    code.mkdir()
+    path = code / "user_act.py"
+    path.write_text(USER_MODULE.format(scale=1.0))
+    one = _result(_python(USER_JOB, cache, cwd=code))
+    again = _result(_python(USER_JOB, cache, cwd=code))
+    assert one["portable"] and one["report"]["compiled"] > 0
+    assert again["report"]["compiled"] == 0 and again["norms"] == one["norms"]  # registered ones are cached too
+    path.write_text(USER_MODULE.format(scale=2.0))  # the same names, a different φ
+    changed = _result(_python(USER_JOB, cache, cwd=code))
+    assert changed["report"]["compiled"] > 0
+    shift = np.asarray(changed["norms"])[0] - np.asarray(one["norms"])[0]
+    np.testing.assert_allclose(shift, np.log(2.0), atol=1e-12)  # φ doubled: log‖x_1‖ up by ln 2, same streams
+    fresh = _result(_python(USER_JOB, "off", cwd=code))  # no cache at all
+    assert fresh["norms"] == changed["norms"] and fresh["report"]["compiled"] > 0
+
+
+def test_an_activation_known_only_by_identity_compiles_privately(tmp_path, monkeypatch):
+    """φ calling C's tanh through ctypes: the function pointer is known only by its
+    identity in this process, so its kernels are compiled here and never shared."""
+    import ctypes
+    import ctypes.util
+    import math
+
+    name = ctypes.util.find_library("m")
+    if name is None:
+        pytest.skip("no C maths library to call")
+    c_tanh = ctypes.CDLL(name).tanh
+    c_tanh.restype, c_tanh.argtypes = ctypes.c_double, [ctypes.c_double]
+    monkeypatch.setenv("FASTPROP_CACHE_DIR", str(tmp_path))
+    act = fp.register_activation(
+        "ctypes_tanh",
+        lambda h: c_tanh(h),
+        lambda h: 1.0 - c_tanh(h) ** 2,
+        lambda h: -2.0 * c_tanh(h) * (1.0 - c_tanh(h) ** 2),
+        overwrite=True,
+    )
+    assert not act.portable and fp.activation("tanh").portable
+    kw = dict(sigma_w=1.3, sigma_b=0.2, method="dense", target="cpu", keep_norms=True)
+    r = fp.simulate_chains(3, 2, 100, activation=act, **kw)
+    ref = fp.simulate_chains(3, 2, 100, activation="tanh", **kw)
+    np.testing.assert_allclose(r.norms, ref.norms, rtol=1e-13)
+    assert not any("ctypes_tanh" in p.name for p in tmp_path.rglob("*"))
+    assert math.isfinite(r.norms[0, 0])
+
+
+def test_cache_location_switch_and_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTPROP_CACHE_DIR", "off")
+    assert compile.cache_dir() is None and compile.clear() == 0
+    monkeypatch.setenv("FASTPROP_CACHE_DIR", str(tmp_path / "c"))
+    assert compile.cache_dir() == tmp_path / "c"
+    fp.length_map([1.0], 1.0, 0.0, activation="linear")
+    # kernels built earlier in this process are not rebuilt; a fresh template module is
+    compile.specialise("fastprop.chains.statistics", "test-statistics", "test", {"PARALLEL": False})
+    files, size = compile.size()
+    assert files >= 1 and size > 0
+    assert compile.clear() == files and compile.size() == (0, 0)
+    monkeypatch.delenv("FASTPROP_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compile.cache_dir() == tmp_path / "xdg" / "fastprop"
+
+
+def test_cli_shows_and_clears_the_cache(tmp_path):
+    env = dict(os.environ, FASTPROP_CACHE_DIR=str(tmp_path))
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / "k.py").write_text("# a cached kernel\n")
+    cmd = [sys.executable, "-m", "fastprop.cli"]
+    info = subprocess.run([*cmd, "info"], env=env, capture_output=True, text=True)
+    assert info.returncode == 0 and f"kernel cache: {tmp_path} (1 files" in info.stdout
+    show = subprocess.run([*cmd, "cache"], env=env, capture_output=True, text=True)
+    assert show.returncode == 0 and str(tmp_path) in show.stdout
+    clear = subprocess.run([*cmd, "cache", "clear"], env=env, capture_output=True, text=True)
+    assert clear.returncode == 0 and "removed 1 files" in clear.stdout and not (tmp_path / "kernels").exists()
