@@ -245,6 +245,7 @@ def _png(args):
 def _grid(args):
     import fastprop as fp
     from fastprop import plot
+    from fastprop.meanfield.maps import q_star
 
     t0 = time.perf_counter()
     g = fp.meanfield_grid(
@@ -263,12 +264,9 @@ def _grid(args):
     png = _png(args)
     if png:
         sw_edge = fp.edge_of_chaos(g.activation, g.sigma_b, target=args.target)
-        q_edge = np.array(
-            [
-                fp.meanfield_grid(g.activation, [w], [b], target=args.target).q_star[0, 0] if np.isfinite(w) else np.nan
-                for w, b in zip(sw_edge, g.sigma_b, strict=True)
-            ]
-        )
+        on_edge = np.isfinite(sw_edge)
+        q_edge = np.full(sw_edge.shape, np.nan)
+        q_edge[on_edge] = q_star(sw_edge[on_edge], g.sigma_b[on_edge], g.activation)
         plot.phase_diagram(g, edge=(g.sigma_b, sw_edge, q_edge), path=png)
         print(f"wrote {png}")
 

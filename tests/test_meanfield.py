@@ -225,3 +225,13 @@ def test_hard_tanh_correlation_map_and_c_star_near_one():
         assert chic == pytest.approx(sw**2 * rm, rel=1e-9), (sw, sb)
     c = float(_grid("hard_tanh", 1.45, 1.0).c_star[0, 0])
     assert 0.99960 < c < 0.99961
+
+
+def test_q_star_at_points_is_the_grid_value():
+    from fastprop.meanfield import q_star
+
+    sw, sb = np.array([0.5, 1.0, 1.7, 3.0]), np.array([0.0, 0.0, 0.4, 1.2])
+    for name in ("tanh", "relu", "erf"):
+        g = fp.meanfield_grid(name, sw, sb, target="cpu")
+        np.testing.assert_array_equal(q_star(sw, sb, name), np.diag(g.q_star))
+    assert q_star(1.0, 0.0, "tanh") == 0.0  # Q_ZERO: a float for scalars

@@ -82,7 +82,7 @@ Degenerate cases (one documented value each, flagged in ``status``)
 from .common import Status
 from .compiled import kernels, scalar_kernels
 from .grid import MeanFieldGrid, edge_of_chaos, meanfield_grid
-from .maps import correlation_map, length_map
+from .maps import correlation_map, length_map, q_star
 
 __all__ = [
     "Status",
@@ -93,4 +93,5 @@ __all__ = [
     "edge_of_chaos",
     "length_map",
     "correlation_map",
+    "q_star",
 ]

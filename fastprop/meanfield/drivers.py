@@ -40,10 +40,13 @@ def edge_driver(sb, lo, hi, nscan, out, st_out):
 
 @njit(parallel=PARALLEL, cache=CACHE)
 def map_driver(kind, x, q, sw, sb, out):
+    """out[i] = V(x[i]) (kind 0), C(x[i]) at q[i] or q* where q[i] < 0 (kind 1), q*(σ_w, σ_b) (kind 2)."""
     scr = np.empty(SCRATCH_SIZE)
     for i in range(x.size):
         if kind == 0:
             out[i] = length_map(x[i], sw[i], sb[i])
+        elif kind == 2:
+            out[i] = q_star(sw[i], sb[i])[0]
         else:
             qi = q[i]
             if qi < 0.0:  # q not given: use q*

@@ -11,7 +11,7 @@ from ..activations import activation as _activation
 from ..run import resources as _resources
 from .compiled import kernels
 
-__all__ = ["length_map", "correlation_map"]
+__all__ = ["length_map", "correlation_map", "q_star"]
 
 
 def _run(kind, x, q, sigma_w, sigma_b, act):
@@ -61,3 +61,14 @@ def correlation_map(c, sigma_w, sigma_b, activation="tanh", q=None):
     else:
         qa = _validate.real_array(q, "q", low=0.0, low_open=True)
     return _run(1, c, qa, sw, sb, act)
+
+
+def q_star(sigma_w, sigma_b, activation="tanh"):
+    """q*(σ_w, σ_b), the stable fixed point of the length map, at points (σ_w, σ_b)
+    that broadcast together (not a grid): the first column of
+    :func:`fastprop.meanfield_grid` without the correlation map's work; 0 or +inf
+    in the degenerate cases documented in :mod:`fastprop.meanfield`."""
+    act = _activation(activation)
+    sw = _validate.real_array(sigma_w, "sigma_w", low=0.0)
+    sb = _validate.real_array(sigma_b, "sigma_b", low=0.0)
+    return _run(2, sw, sw, sw, sb, act)

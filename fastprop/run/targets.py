@@ -29,7 +29,10 @@ def cuda_status():
     """(usable, description) of the CUDA target here, for ``fastprop info`` and errors.
 
     Usable means numba-cuda with a working GPU, or the simulator
-    (``NUMBA_ENABLE_CUDASIM=1``, which needs no numba-cuda)."""
+    (``NUMBA_ENABLE_CUDASIM=1``, which needs no numba-cuda). Without either, numba's
+    CUDA module is not even imported (it costs a fifth of a second)."""
+    if not _simulated() and not numba_cuda_installed():
+        return False, "numba-cuda is not installed (pip install 'fastprop[cuda12]' or 'fastprop[cuda13]')"
     try:
         from numba import cuda
     except ImportError:  # pragma: no cover - numba always ships numba.cuda shims
@@ -37,8 +40,6 @@ def cuda_status():
     try:
         if _simulated():
             return bool(cuda.is_available()), "the CUDA simulator (NUMBA_ENABLE_CUDASIM=1), for tests only"
-        if not numba_cuda_installed():
-            return False, "numba-cuda is not installed (pip install 'fastprop[cuda12]' or 'fastprop[cuda13]')"
         if not cuda.is_available():
             return False, "none usable (no CUDA driver or device found)"
         dev = cuda.get_current_device()
