@@ -25,46 +25,96 @@ from ..quadrature import BASE_BREAKS, NGL, make_next_break
 from ..run.compile import specialise
 from .common import KMEHLER, SCRATCH, _no_gauss_mean, _no_kernel
 
-__all__ = ["kernels", "scalar_kernels"]
+__all__ = [
+    "kernels",
+    "scalar_kernels",
+    "moments_module",
+    "mehler_module",
+    "pairs_module",
+    "fixed_points_module",
+    "edge_module",
+]
 
 _CACHE: dict = {}
 
 
 def _spec(act, concern, identity, **bindings):
-    return specialise(
-        f"fastprop.meanfield.{concern}",
-        f"meanfield-{act.name}-{concern}",
-        f"{act.name}:{act.fingerprint}:{identity}",
-        bindings,
-        shared=act.portable,
-    )
+    key = (act.fingerprint, concern, identity)
+    module = _CACHE.get(key)
+    if module is None:
+        module = _CACHE[key] = specialise(
+            f"fastprop.meanfield.{concern}",
+            f"meanfield-{act.name}-{concern}",
+            f"{act.name}:{act.fingerprint}:{identity}",
+            bindings,
+            shared=act.portable,
+        )
+    return module
+
+
+def _panel_rule(act):
+    """φ's three values and the graded panel rule of its breaks (one per activation)."""
+    key = (act.fingerprint, "next_break")
+    if key not in _CACHE:
+        _CACHE[key] = make_next_break(act.breaks, act.corners)
+    return {"ev": act.eval3, "next_break": _CACHE[key]}
+
+
+def _max_nodes(act):
+    """Nodes of one graded Gauss–Legendre rule of this activation."""
+    return NGL * (len(BASE_BREAKS) + 1 + 2 * len(act.breaks))
+
+
+def moments_module(act):
+    """The compiled ``moments`` template of an activation: ``moments(q)``, ``length_map``."""
+    act = _activation(act)
+    return _spec(
+        act, "moments", "", KINKS=act.kinks or (0.0,), JUMPS=act.slope_jumps or (0.0,), NKINKS=len(act.kinks),
+        **_panel_rule(act),
+    )  # fmt: skip
+
+
+def mehler_module(act):
+    """The compiled ``mehler`` template: the truncated Mehler model's fixed point."""
+    act = _activation(act)
+    return _spec(act, "mehler", "", MAX_NODES=_max_nodes(act), **_panel_rule(act))
+
+
+def pairs_module(act):
+    """The compiled ``pairs`` template: pair integrals and the correlation map."""
+    act = _activation(act)
+    has_gm, has_kernel = act.gauss_mean is not None, act.kernel is not None
+    strip = act.strip if (act.strip > 0.0 and not has_gm and not has_kernel and not act.kinks) else 0.0
+    return _spec(
+        act, "pairs", "", gm=act.gauss_mean if has_gm else _no_gauss_mean,
+        ker=act.kernel if has_kernel else _no_kernel, HAS_GM=has_gm, HAS_KERNEL=has_kernel, ODD=act.odd,
+        STRIP=strip, **_panel_rule(act),
+    )  # fmt: skip
+
+
+def fixed_points_module(act):
+    """The compiled ``fixed_points`` template (q*, c*, a whole point), built on the three above."""
+    act = _activation(act)
+    parts = (moments_module(act), mehler_module(act), pairs_module(act))
+    return _spec(
+        act, "fixed_points", " ".join(m.__name__ for m in parts), ev=act.eval3, moments=parts[0].moments,
+        mehler=parts[1].mehler, pair=parts[2].pair,
+    )  # fmt: skip
+
+
+def edge_module(act):
+    """The compiled ``edge`` template (σ_w with χ_1 = 1), built on moments and fixed points."""
+    act = _activation(act)
+    moments, fixed = moments_module(act), fixed_points_module(act)
+    return _spec(act, "edge", f"{moments.__name__} {fixed.__name__}", moments=moments.moments, q_star=fixed.q_star)
 
 
 def scalar_kernels(act):
-    """The compiled scalar mean-field functions of an activation (one set per process)."""
+    """The compiled scalar mean-field functions of an activation, in one namespace."""
     act = _activation(act)
-    ns = _CACHE.get(act.fingerprint)
-    if ns is not None:
-        return ns
-    ev = act.eval3
-    next_break = make_next_break(act.breaks, act.corners)
-    has_gm, has_kernel = act.gauss_mean is not None, act.kernel is not None
-    max_nodes = NGL * (len(BASE_BREAKS) + 1 + 2 * len(act.breaks))  # panels of one graded rule
-    strip = act.strip if (act.strip > 0.0 and not has_gm and not has_kernel and not act.kinks) else 0.0
-    moments = _spec(
-        act, "moments", "", ev=ev, next_break=next_break,
-        KINKS=act.kinks or (0.0,), JUMPS=act.slope_jumps or (0.0,), NKINKS=len(act.kinks),
-    )  # fmt: skip
-    mehler = _spec(act, "mehler", "", ev=ev, next_break=next_break, MAX_NODES=max_nodes)
-    pairs = _spec(
-        act, "pairs", "", ev=ev, next_break=next_break,
-        gm=act.gauss_mean if has_gm else _no_gauss_mean, ker=act.kernel if has_kernel else _no_kernel,
-        HAS_GM=has_gm, HAS_KERNEL=has_kernel, ODD=act.odd, STRIP=strip,
-    )  # fmt: skip
-    built_on = f"{moments.__name__} {mehler.__name__} {pairs.__name__}"
-    fixed = _spec(act, "fixed_points", built_on, ev=ev, moments=moments.moments, mehler=mehler.mehler, pair=pairs.pair)
-    edge = _spec(act, "edge", f"{moments.__name__} {fixed.__name__}", moments=moments.moments, q_star=fixed.q_star)
-    ns = SimpleNamespace(
+    moments, mehler, pairs = moments_module(act), mehler_module(act), pairs_module(act)
+    fixed, edge = fixed_points_module(act), edge_module(act)
+    return SimpleNamespace(
         activation=act,
         moments=moments.moments,
         length_map=moments.length_map,
@@ -76,11 +126,9 @@ def scalar_kernels(act):
         point=fixed.point,
         chi1_at=edge.chi1_at,
         edge=edge.edge,
-        scratch_size=max(SCRATCH, 3 * max_nodes + KMEHLER + 1),  # the lattice rule's tables, or mehler's
+        scratch_size=max(SCRATCH, 3 * _max_nodes(act) + KMEHLER + 1),  # the lattice rule's tables, or mehler's
         modules=(moments, mehler, pairs, fixed, edge),
     )
-    _CACHE[act.fingerprint] = ns
-    return ns
 
 
 def kernels(act, target="cpu"):
@@ -91,7 +139,7 @@ def kernels(act, target="cpu"):
     :attr:`~fastprop.Activation.fingerprint`, loaded from the disk cache when a
     process has compiled them before (:mod:`fastprop.run.compile`)."""
     act = _activation(act)
-    key = (act.fingerprint, target)
+    key = (act.fingerprint, "kernels", target)
     ns = _CACHE.get(key)
     if ns is None:
         base = scalar_kernels(act)
