@@ -129,21 +129,29 @@ class Activation:
         return _vectorised(self)(np.asarray(h, dtype=np.float64), 2)
 
 
+_FIXED_MODULES = ("math", "cmath", "numpy", "numba", "scipy")
+"""Modules whose attributes a φ may use by name (``math.tanh``): their contents are
+fixed by the versions in the kernel cache's key. Any other module a φ reaches into
+(``helpers.SCALE``) has the attributes it uses hashed by value."""
+
+
 def _digest(value, h, seen, local):
-    """Feed what ``value`` computes into the hash ``h`` (functions by their source
-    and everything they reference; numbers by repr). Anything known only by its
-    identity in this process is appended to ``local``."""
+    """Feed what ``value`` computes into the hash ``h``: functions by their code as
+    loaded (and their source), the options of a Numba dispatcher, and everything they
+    reference, attributes of user modules included; numbers and arrays by value.
+    Anything known only by its identity in this process is appended to ``local``."""
     py = getattr(value, "py_func", value)  # a Numba dispatcher: its Python function
+    if py is not value and hasattr(value, "targetoptions"):
+        h.update(repr(sorted(value.targetoptions.items())).encode())  # fastmath, error_model, …
     if isinstance(py, FunctionType):
         if id(py) in seen:
             return
         seen.add(id(py))
+        _digest_code(py.__code__, h)
         try:
-            text = inspect.getsource(py)
-        except (OSError, TypeError):  # no source file (a notebook cell, exec): the code itself
-            code = py.__code__
-            text = repr((code.co_code, code.co_consts, code.co_names))
-        h.update(text.encode())
+            h.update(inspect.getsource(py).encode())  # docs and layout too; the code above is what runs
+        except (OSError, TypeError):  # no source file (exec): the code alone
+            pass
         _digest(py.__defaults__, h, seen, local)
         _digest(tuple(sorted((py.__kwdefaults__ or {}).items())), h, seen, local)
         for cell in py.__closure__ or ():
@@ -151,10 +159,17 @@ def _digest(value, h, seen, local):
                 _digest(cell.cell_contents, h, seen, local)
             except ValueError:  # an empty cell
                 pass
-        for name in _referenced_names(py.__code__):
+        names = _referenced_names(py.__code__)
+        for name in names:
             if name in py.__globals__:
                 h.update(name.encode())
-                _digest(py.__globals__[name], h, seen, local)
+                target = py.__globals__[name]
+                _digest(target, h, seen, local)
+                if isinstance(target, ModuleType) and target.__name__.split(".")[0] not in _FIXED_MODULES:
+                    for attr in names:  # helpers.SCALE: the attributes this code may use
+                        if hasattr(target, attr):
+                            h.update(f"{name}.{attr}".encode())
+                            _digest(getattr(target, attr), h, seen, local)
     elif isinstance(py, BuiltinFunctionType):
         h.update(f"builtin {py.__module__}.{py.__qualname__}".encode())
     elif isinstance(py, np.ufunc):
@@ -167,7 +182,7 @@ def _digest(value, h, seen, local):
             _digest(v, h, seen, local)
         h.update(b")")
     elif py is None or isinstance(py, (bool, int, float, complex, str, bytes, np.generic)):
-        h.update(repr(py).encode())
+        h.update(f"{type(py).__name__} {py!r}".encode())
     elif isinstance(py, np.ndarray):
         h.update(repr((py.dtype.str, py.shape)).encode() + py.tobytes())
     else:  # anything else is known by its identity: safe, though only within this process
@@ -175,12 +190,24 @@ def _digest(value, h, seen, local):
         local.append(py)
 
 
+def _digest_code(code, h):
+    """Hash a code object as it runs: bytecode, names, and constants (nested code
+    objects, e.g. lambdas, by the same rule, never by their address)."""
+    h.update(code.co_code)
+    h.update(repr((code.co_names, code.co_varnames, code.co_freevars)).encode())
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            _digest_code(const, h)
+        else:
+            h.update(f"{type(const).__name__} {const!r}".encode())
+
+
 def _referenced_names(code):
-    """Global names used by a code object and the code objects nested in it."""
+    """Global (and attribute) names used by a code object and the code objects nested in it."""
     names = set(code.co_names)
     for const in code.co_consts:
         if hasattr(const, "co_names"):
-            names |= _referenced_names(const)
+            names |= set(_referenced_names(const))
     return sorted(names)
 
 

@@ -493,7 +493,7 @@ def _cache_show():
 def _cache(args):
     from fastprop.run import compile
 
-    if args.action == "clear":
+    if args.action == "clear" and compile.cache_dir() is not None:
         print(f"removed {compile.clear()} files from the kernel cache {compile.cache_dir()}")
     else:
         _cache_show()
@@ -513,7 +513,9 @@ def main(argv=None):
             check_target(args.target)
             if getattr(args, "resume", None) and not os.path.exists(args.resume):
                 raise _ArgError(f"--resume: no such file {args.resume!r}")
-            _writable(args.out, "--out", _RESULT_EXTENSIONS[args.command])
+            out = _out(args)
+            in_place = getattr(args, "resume", None) and out == args.resume  # a checkpoint, any name
+            _writable(out, "--out", None if in_place else _RESULT_EXTENSIONS[args.command])
             _writable(_png(args), "--png", (".png",))
         from fastprop.run.distributed import connect
 

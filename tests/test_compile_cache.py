@@ -18,11 +18,13 @@ from fastprop.run import compile
 BUILTIN_JOB = textwrap.dedent(
     """
     import json, numpy as np, fastprop as fp
+    from numba.core import event
     from fastprop.run import compile
-    g = fp.meanfield_grid("relu", [0.5, 1.5, 3.0], [0.0, 0.4], target="cpu")
-    r = fp.simulate_chains(4, 5, 300, activation="relu", sigma_b=0.2, target="cpu", keep_norms=True)
+    with event.install_recorder("numba:compile") as numba_compiles:
+        g = fp.meanfield_grid("relu", [0.5, 1.5, 3.0], [0.0, 0.4], target="cpu")
+        r = fp.simulate_chains(4, 5, 300, activation="relu", sigma_b=0.2, target="cpu", keep_norms=True)
     print(json.dumps({"report": compile.report(), "q": g.q_star.tolist(), "c": g.c_star.tolist(),
-                      "norms": r.norms.tolist()}))
+                      "norms": r.norms.tolist(), "numba_compiles": len(numba_compiles.buffer)}))
     """
 )
 
@@ -62,6 +64,7 @@ def test_two_processes_filling_an_empty_cache_both_succeed_and_agree(filled):
 def test_a_new_process_compiles_nothing_for_a_builtin_activation(filled):
     _, (a, _), third = filled
     assert third["report"]["compiled"] == 0, third["report"]
+    assert third["numba_compiles"] == 0  # Numba's own events: nothing at all was compiled
     assert third["report"]["loaded"] == 3  # the grid driver, the chain batch and statistics kernels
     for key in ("q", "c", "norms"):
         assert third[key] == a[key]
@@ -70,20 +73,20 @@ def test_a_new_process_compiles_nothing_for_a_builtin_activation(filled):
 USER_MODULE = """
 import math
 
-SCALE = {scale}
+import helpers
 
 
 def phi(h):
-    return SCALE * math.tanh(h)
+    return helpers.SCALE * math.tanh(h)
 
 
 def dphi(h):
-    return SCALE * (1.0 - math.tanh(h) ** 2)
+    return helpers.SCALE * (1.0 - math.tanh(h) ** 2)
 
 
 def d2phi(h):
     t = math.tanh(h)
-    return -2.0 * SCALE * t * (1.0 - t * t)
+    return -2.0 * helpers.SCALE * t * (1.0 - t * t)
 """
 
 USER_JOB = textwrap.dedent(
@@ -101,13 +104,14 @@ def test_a_changed_registered_activation_does_not_reuse_the_old_kernel(tmp_path)
     cache = tmp_path / "cache"
     code = tmp_path / "code"
     code.mkdir()
-    path = code / "user_act.py"
-    path.write_text(USER_MODULE.format(scale=1.0))
+    (code / "user_act.py").write_text(USER_MODULE)
+    path = code / "helpers.py"  # φ reads helpers.SCALE: a module attribute, hashed by value
+    path.write_text("SCALE = 1.0\n")
     one = _result(_python(USER_JOB, cache, cwd=code))
     again = _result(_python(USER_JOB, cache, cwd=code))
     assert one["portable"] and one["report"]["compiled"] > 0
     assert again["report"]["compiled"] == 0 and again["norms"] == one["norms"]  # registered ones are cached too
-    path.write_text(USER_MODULE.format(scale=2.0))  # the same names, a different φ
+    path.write_text("SCALE = 2.0\n")  # the same functions, a different φ
     changed = _result(_python(USER_JOB, cache, cwd=code))
     assert changed["report"]["compiled"] > 0
     shift = np.asarray(changed["norms"])[0] - np.asarray(one["norms"])[0]
@@ -166,9 +170,91 @@ def test_cli_shows_and_clears_the_cache(tmp_path):
     (tmp_path / "kernels").mkdir()
     (tmp_path / "kernels" / "k.py").write_text("# a cached kernel\n")
     cmd = [sys.executable, "-m", "fastprop.cli"]
+    clear = subprocess.run([*cmd, "cache", "clear"], env=env, capture_output=True, text=True)
+    assert "removed 0 files" in clear.stdout and (tmp_path / "kernels" / "k.py").exists()  # not marked as ours
+    (tmp_path / "kernels" / compile.TAG).write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
     info = subprocess.run([*cmd, "info"], env=env, capture_output=True, text=True)
-    assert info.returncode == 0 and f"kernel cache: {tmp_path} (1 files" in info.stdout
+    assert info.returncode == 0 and f"kernel cache: {tmp_path} (2 files" in info.stdout
     show = subprocess.run([*cmd, "cache"], env=env, capture_output=True, text=True)
     assert show.returncode == 0 and str(tmp_path) in show.stdout
     clear = subprocess.run([*cmd, "cache", "clear"], env=env, capture_output=True, text=True)
-    assert clear.returncode == 0 and "removed 1 files" in clear.stdout and not (tmp_path / "kernels").exists()
+    assert clear.returncode == 0 and "removed 2 files" in clear.stdout and not (tmp_path / "kernels").exists()
+    off = subprocess.run([*cmd, "cache", "clear"], env=dict(env, FASTPROP_CACHE_DIR="off"), capture_output=True)
+    assert off.returncode == 0 and b"kernel cache: off" in off.stdout
+
+
+def test_a_file_edited_after_import_is_hashed_as_loaded(tmp_path):
+    """The fingerprint is that of the code that runs: a process that imported the old
+    file, then saw it edited, must not leave its kernels under the new file's key."""
+    cache = tmp_path / "cache"
+    code = tmp_path / "code"
+    code.mkdir()
+    src = code / "edited.py"
+    src.write_text(USER_MODULE.replace("helpers.SCALE", "1.0").replace("import helpers", ""))
+    job = textwrap.dedent(
+        """
+        import json, pathlib, fastprop as fp, edited
+        path = pathlib.Path(edited.__file__)
+        if EDIT:
+            path.write_text(path.read_text().replace("1.0 *", "2.0 *"))
+        act = fp.register_activation("edited", edited.phi, edited.dphi, edited.d2phi)
+        r = fp.simulate_chains(4, 1, 50, activation="edited", target="cpu", keep_norms=True)
+        print(json.dumps({"fingerprint": act.fingerprint, "norms": r.norms.tolist()}))
+        """
+    )
+    stale = _result(_python("EDIT = True\n" + job, cache, cwd=code))  # runs φ = 1·tanh, file says 2·tanh
+    fresh = _result(_python("EDIT = False\n" + job, cache, cwd=code))  # runs φ = 2·tanh
+    assert fresh["fingerprint"] != stale["fingerprint"]
+    shift = np.asarray(fresh["norms"])[-1] - np.asarray(stale["norms"])[-1]
+    np.testing.assert_allclose(shift, np.log(2.0), atol=1e-12)
+
+
+def test_dispatcher_options_are_part_of_the_fingerprint():
+    import math
+
+    from numba import njit
+
+    def phi(h):
+        return math.tanh(h)
+
+    def dphi(h):
+        return 1.0 - math.tanh(h) ** 2
+
+    def d2phi(h):
+        return -2.0 * math.tanh(h) * (1.0 - math.tanh(h) ** 2)
+
+    plain = fp.register_activation("opt_plain", njit(phi), dphi, d2phi, overwrite=True)
+    fast = fp.register_activation("opt_fast", njit(fastmath=True)(phi), dphi, d2phi, overwrite=True)
+    assert plain.fingerprint != fast.fingerprint and plain.portable and fast.portable
+
+
+def test_threads_asking_for_one_kernel_module_get_the_same_one(tmp_path, monkeypatch):
+    import threading
+    import uuid
+
+    monkeypatch.setenv("FASTPROP_CACHE_DIR", str(tmp_path))
+    identity = f"race-{uuid.uuid4().hex}"
+    barrier = threading.Barrier(8)
+    got = []
+
+    def ask():
+        barrier.wait()
+        got.append(compile.specialise("fastprop.chains.statistics", "race", identity, {"PARALLEL": False}))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and all(m is got[0] for m in got)
+
+
+def test_an_unusable_cache_directory_falls_back_with_one_warning(monkeypatch):
+    import uuid
+
+    monkeypatch.setenv("FASTPROP_CACHE_DIR", "/dev/null/fastprop")  # below a file: can never be created
+    identity = f"fallback-{uuid.uuid4().hex}"
+    with pytest.warns(RuntimeWarning, match="not writable"):
+        module = compile.specialise("fastprop.chains.statistics", "fallback", identity, {"PARALLEL": False})
+    assert callable(module.update) and os.environ["FASTPROP_CACHE_DIR"] == "/dev/null/fastprop"
+    assert not str(module.__file__).startswith("/dev/null")

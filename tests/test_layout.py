@@ -24,11 +24,13 @@ def _modules():
 MODULES = _modules()
 
 
-def _imports(name, path):
-    """Every module ``name`` imports, anywhere in its source (lazy imports included)."""
+def _imports(name, path, top_level_only=False):
+    """Every module ``name`` imports, anywhere in its source (lazy imports included),
+    or only at module level (what importing it runs)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body if top_level_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -99,11 +101,41 @@ def test_no_function_is_longer_than_150_lines(name):
     assert not long, long
 
 
+def _loaded_by_importing(name):
+    """Every module that importing ``name`` runs: module-level imports, transitively."""
+    seen, todo = set(), [name]
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        seen.add(mod)
+        if mod in MODULES:
+            todo.extend(_imports(mod, MODULES[mod], top_level_only=True))
+    return seen
+
+
 def test_engines_never_import_dask_or_checkpoint_code():
+    """Not in their source (lazily or not), and not through any module they import;
+    Dask is reached only through run.schedule's function bodies, when a client is given."""
     for name, path in MODULES.items():
         if name.startswith(ENGINES):
-            bad = {m for m in _imports(name, path) if m.startswith(EXECUTION_ONLY)}
-            assert not bad, f"{name} imports {bad}"
+            direct = {m for m in _imports(name, path) if m.startswith(EXECUTION_ONLY)}
+            assert not direct, f"{name} imports {direct}"
+            through = {m for m in _loaded_by_importing(name) if m.startswith(EXECUTION_ONLY)}
+            assert not through, f"importing {name} imports {through}"
+
+
+def test_a_local_run_never_loads_dask():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fastprop as fp; fp.meanfield_grid('relu', [1.0], [0.0]); "
+        "fp.simulate_chains(2, 2, 10, activation='relu'); "
+        "print([m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_kernel_templates_are_not_importable_on_their_own():

@@ -22,7 +22,7 @@ def _run(kind, x, q, sigma_w, sigma_b, act):
         raise ValueError(f"the arguments do not broadcast together: shapes {shapes}") from None
     _resources.require(8 * 5 * math.prod(shape), f"a map over {math.prod(shape)} points")
     arrays = np.broadcast_arrays(x, q, sigma_w, sigma_b)
-    flat = [np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in arrays]
+    flat = [np.array(a, dtype=np.float64).reshape(-1) for a in arrays]  # copies: broadcast views are read-only
     out = np.empty(flat[0].size)
     kernels(act, "cpu").map_driver(kind, *flat, out)
     out = out.reshape(shape)

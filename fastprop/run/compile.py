@@ -36,10 +36,13 @@ compiled in every process anyway when it is registered (the derivative check).
 
 Concurrency: a module file is created under a temporary name and linked into
 place only if absent, so processes that fill an empty cache at once write the
-same bytes once and never see a partial file; Numba writes its own cache files
-atomically (a lost race costs a compilation, never a wrong kernel). The CUDA
-kernels are compiled in each process (they take the compiled CPU functions as
-device functions).
+same bytes once and never see a partial file; threads of one process import a
+module once (a lock). Numba writes its own cache files atomically; the kernel
+directory is per Python, Numba version and CPU, so processes sharing it (one
+machine, or one NFS home on identical machines) ask Numba for the same entries.
+A directory that cannot take a file (read-only, full, another user's) makes the
+process compile privately, with one warning. The CUDA kernels are compiled in
+each process (they take the compiled CPU functions as device functions).
 """
 
 from __future__ import annotations
@@ -51,8 +54,12 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
+
+import numba
+import numpy as np
 
 from .._version import __version__
 
@@ -61,10 +68,15 @@ __all__ = ["specialise", "bound", "cache_dir", "clear", "report"]
 PREFIX = "fastprop_kernels"
 """Name prefix of the generated modules in ``sys.modules`` (and of their files)."""
 
+TAG = "CACHEDIR.TAG"
+"""Marks a directory as fastprop's kernel cache (the cachedir.org convention): backup
+tools skip it, and :func:`clear` removes only a directory that carries it."""
+
 _PENDING: dict[str, dict] = {}
 _LOADED: dict[str, object] = {}
-_PACKAGE_DIGEST: list[str] = []
 _PRIVATE: list[Path] = []
+_LOCK = threading.RLock()
+_UNWRITABLE: set[str] = set()
 
 
 def cache_dir() -> Path | None:
@@ -78,20 +90,33 @@ def cache_dir() -> Path | None:
     return Path(base) / "fastprop"
 
 
+def _host() -> str:
+    """What compiled code depends on besides the source: Python, Numba and the CPU
+    (machine code for one CPU must not run on another sharing the directory, e.g. NFS)."""
+    from llvmlite import binding
+
+    cpu = numba.config.CPU_NAME or binding.get_host_cpu_name()
+    return f"py{sys.version_info[0]}{sys.version_info[1]}-numba{numba.__version__}-{cpu}"
+
+
 def _kernel_dir(root: Path) -> Path:
-    return root / "kernels" / f"{__version__}-py{sys.version_info[0]}{sys.version_info[1]}"
+    return root / "kernels" / f"{__version__}-{_host()}"
 
 
-def _package_digest() -> str:
-    """sha256 of fastprop's version and of every source file of the package."""
-    if not _PACKAGE_DIGEST:
-        h = hashlib.sha256(__version__.encode())
-        root = Path(__file__).resolve().parent.parent
-        for path in sorted(root.rglob("*.py")):
-            h.update(str(path.relative_to(root)).encode())
-            h.update(path.read_bytes())
-        _PACKAGE_DIGEST.append(h.hexdigest())
-    return _PACKAGE_DIGEST[0]
+def _source_digest() -> str:
+    """sha256 of fastprop's version, NumPy's (it computes constants frozen into the
+    kernels, e.g. the Gauss–Legendre nodes) and every source file of the package, read
+    when this module is imported: the code this process runs, even if the files are
+    edited later."""
+    h = hashlib.sha256(f"{__version__} numpy {np.__version__}".encode())
+    root = Path(__file__).resolve().parent.parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+_PACKAGE_DIGEST = _source_digest()
 
 
 def _private_dir() -> Path:
@@ -106,22 +131,31 @@ def _private_dir() -> Path:
 def _writable_dir(shared: bool) -> tuple[Path, bool]:
     """(directory for a generated module, whether Numba may cache it on disk)."""
     root = cache_dir() if shared else None
-    if root is not None:
+    if root is not None and str(root) not in _UNWRITABLE:
         path = _kernel_dir(root)
         try:
             path.mkdir(parents=True, exist_ok=True)
+            tag = root / "kernels" / TAG
+            if not tag.exists():
+                tag.write_text("Signature: 8a477f597d28d172789f06886806bc55\n# fastprop's compiled kernels\n")
             if os.access(path, os.W_OK):
                 return path, True
         except OSError:
             pass
+        _unwritable(root)
+    return _private_dir(), False
+
+
+def _unwritable(root):
+    """Warn once that ``root`` cannot hold the cache; this process compiles privately."""
+    if str(root) not in _UNWRITABLE:
+        _UNWRITABLE.add(str(root))
         warnings.warn(
-            f"fastprop: the kernel cache {str(root)!r} is not writable; kernels are compiled in every process "
+            f"fastprop: the kernel cache {str(root)!r} is not writable; kernels are compiled in this process "
             "(set FASTPROP_CACHE_DIR to a writable directory)",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-        os.environ["FASTPROP_CACHE_DIR"] = "off"  # warn once
-    return _private_dir(), False
 
 
 def _write_once(path: Path, text: str) -> None:
@@ -130,6 +164,9 @@ def _write_once(path: Path, text: str) -> None:
         return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # readable like any file written here, not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         try:
@@ -157,21 +194,40 @@ def specialise(template: str, label: str, identity: str, bindings: dict, *, shar
     """
     source = _template_source(template)
     h = hashlib.sha256()
-    for part in (_package_digest(), template, source, identity, repr(sorted(_plain(bindings).items()))):
+    for part in (_PACKAGE_DIGEST, template, source, identity, repr(sorted(_plain(bindings).items()))):
         h.update(part.encode())
         h.update(b"\0")
     digest = h.hexdigest()[:20]
-    name = f"{PREFIX}_{_safe(label)}_{digest}"
-    module = _LOADED.get(name)
-    if module is not None:
-        return module
+    stem = f"{_safe(label)[:48]}_{digest}"
+    name = f"{PREFIX}_{stem}"
+    with _LOCK:  # one thread imports a module; the others find it loaded
+        module = _LOADED.get(name)
+        if module is None:
+            header = f"# generated by fastprop {__version__} from {template} for {identity!r}; do not edit\n"
+            module = _LOADED[name] = _load(name, stem, header + source, bindings, shared)
+    return module
+
+
+def _load(name, stem, text, bindings, shared):
+    """Write (once) and import the generated module; a directory that cannot take it
+    (read-only, full, another user's files) falls back to this process's own."""
     folder, cache = _writable_dir(shared)
-    path = folder / f"{_safe(label)}_{digest}.py"
-    header = f"# generated by fastprop {__version__} from {template} for {identity}; do not edit\n"
-    _write_once(path, header + source)
+    try:
+        _write_once(folder / f"{stem}.py", text)
+        return _import(name, folder / f"{stem}.py", dict(bindings, CACHE=cache))
+    except OSError:
+        if not cache:
+            raise
+        _unwritable(cache_dir())
+        path = _private_dir() / f"{stem}.py"
+        _write_once(path, text)
+        return _import(name, path, dict(bindings, CACHE=False))
+
+
+def _import(name, path, bindings):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    _PENDING[name] = dict(bindings, CACHE=cache)
+    _PENDING[name] = bindings
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
@@ -180,7 +236,6 @@ def specialise(template: str, label: str, identity: str, bindings: dict, *, shar
         raise
     finally:
         _PENDING.pop(name, None)
-    _LOADED[name] = module
     return module
 
 
@@ -226,9 +281,10 @@ def size() -> tuple[int, int]:
 
 def clear() -> int:
     """Remove every cached kernel; returns the number of files removed. Safe while
-    other processes run: they recompile what they miss."""
+    other processes run: they recompile what they miss. Only a directory marked as
+    fastprop's cache (:data:`TAG`) is removed."""
     root = cache_dir()
-    if root is None or not (root / "kernels").exists():
+    if root is None or not (root / "kernels" / TAG).exists():
         return 0
     n = sum(1 for p in (root / "kernels").rglob("*") if p.is_file())
     shutil.rmtree(root / "kernels", ignore_errors=True)

@@ -70,7 +70,8 @@ def make(progress, total, label, unit) -> _Bar:
         from tqdm.auto import tqdm
 
         return _Bar(tqdm(total=total, desc=label, unit=unit, unit_scale=True, dynamic_ncols=True), True)
-    if not isinstance(progress, (bool, int, float, str)) and callable(getattr(progress, "update", None)):
+    plain = (bool, int, float, str, bytes, dict, list, tuple, set)
+    if not isinstance(progress, plain) and callable(getattr(progress, "update", None)):
         return _Bar(progress, False)
     kind = type(progress).__name__
     raise TypeError(f"progress must be a bool or a tqdm bar (an object with update(n)), got {kind}")
