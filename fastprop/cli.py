@@ -257,7 +257,7 @@ def _grid(args):
     path = g.save(args.out)
     n = g.q_star.size
     chaotic = int(np.count_nonzero(g.chi_1 > 1))
-    rate = f"{dt / n * 1e6:.1f} us/point including JIT compilation, target {g.target}"
+    rate = f"{dt / n * 1e6:.1f} us/point including compiling or loading the kernels, target {g.target}"
     print(f"{g.activation}: {g.shape[0]} x {g.shape[1]} grid in {dt:.2f} s ({rate})")
     print(f"chaotic points (chi_1 > 1): {chaotic} of {n}; flagged: {int(np.count_nonzero(g.status))}")
     print(f"wrote {path}  (load with fastprop.MeanFieldGrid.load)")

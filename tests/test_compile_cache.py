@@ -116,8 +116,6 @@ def test_a_changed_registered_activation_does_not_reuse_the_old_kernel(tmp_path)
     assert changed["report"]["compiled"] > 0
     shift = np.asarray(changed["norms"])[0] - np.asarray(one["norms"])[0]
     np.testing.assert_allclose(shift, np.log(2.0), atol=1e-12)  # φ doubled: log‖x_1‖ up by ln 2, same streams
-    fresh = _result(_python(USER_JOB, "off", cwd=code))  # no cache at all
-    assert fresh["norms"] == changed["norms"] and fresh["report"]["compiled"] > 0
 
 
 def test_an_activation_known_only_by_identity_compiles_privately(tmp_path, monkeypatch):
