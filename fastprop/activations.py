@@ -369,8 +369,10 @@ def erf_kernel(q, c):
     E[φ(u₁)φ(u₂)] = (2/π) arcsin(2a²qc/(1 + 2a²q)),
     E[φ'(u₁)φ'(u₂)] = 1/√((1 + 2a²q)² − (2a²qc)²)."""
     k = 2.0 * ERF_SCALE * ERF_SCALE * q
-    r = k * c / (1.0 + k)
-    return 2.0 / math.pi * math.asin(r), 1.0 / math.sqrt((1.0 + k) ** 2 - (k * c) ** 2)
+    # (1 + k)² − (kc)² = 1 + 2k + k²(1 − c)(1 + c): no cancellation near c = ±1, where
+    # arcsin's slope is large; arcsin(r) = atan2(kc, √(1 − r²)(1 + k)) then stays accurate
+    d = math.sqrt(1.0 + 2.0 * k + k * k * ((1.0 - c) * (1.0 + c)))
+    return 2.0 / math.pi * math.atan2(k * c, d), 1.0 / d
 
 
 @njit(cache=True)
@@ -612,15 +614,43 @@ def activation(name) -> Activation:
     return act
 
 
+def _unique_name(py, digest_of):
+    """``py`` itself, or — for a function whose qualified name is not unique (a lambda,
+    a closure) — a copy named after a digest of what ``digest_of`` computes.
+
+    Numba names compiled code after the function's module and qualified name plus a
+    counter that starts afresh in every process. Kernels cached on disk by different
+    processes can therefore embed two *different* closures under one name, and a
+    process that loads both links one in place of the other (a silently wrong φ or
+    panel rule). Named by content, two functions share a name only if they compute
+    the same thing."""
+    if "<locals>" not in py.__qualname__ and "<lambda>" not in py.__qualname__:
+        return py
+    h = hashlib.sha256()
+    _digest(digest_of, h, set(), [])
+    copy = FunctionType(py.__code__, py.__globals__, py.__name__, py.__defaults__, py.__closure__)
+    copy.__kwdefaults__ = py.__kwdefaults__
+    copy.__qualname__ = f"{py.__qualname__.replace('<', '_').replace('>', '_')}_{h.hexdigest()[:20]}"
+    return copy
+
+
+def unique_njit(py, digest_of=None, **options):
+    """``njit(**options)`` of ``py`` under a name unique to what it computes (:func:`_unique_name`)."""
+    return njit(**options)(_unique_name(py, py if digest_of is None else digest_of))
+
+
 def _as_njit(fn):
     """A Numba dispatcher for a scalar function: as given, compiled, or (for a
-    builtin such as ``math.tanh`` or a NumPy ufunc such as ``np.tanh``) wrapped."""
+    builtin such as ``math.tanh`` or a NumPy ufunc such as ``np.tanh``) wrapped;
+    lambdas and closures are compiled under names unique to their content."""
     if hasattr(fn, "py_func"):
-        return fn
+        if _unique_name(fn.py_func, fn) is fn.py_func:
+            return fn
+        return unique_njit(fn.py_func, fn, **fn.targetoptions)
     if isinstance(fn, (BuiltinFunctionType, np.ufunc)):
         builtin = fn
-        return njit(lambda h: builtin(h))
-    return njit(fn)
+        return unique_njit(lambda h: builtin(h))
+    return unique_njit(fn)
 
 
 _PROBES = (-2.7, -1.3, -0.45, 0.35, 0.8, 1.9, 3.1)
@@ -728,9 +758,10 @@ def register_activation(
         raise ValueError("strip must be 0 for an activation with kinks (φ is not analytic there)")
     f0, f1, f2 = (_as_njit(fn) for fn in (phi, dphi, d2phi))
 
-    @njit
     def eval3(h):
         return f0(h), f1(h), f2(h)
+
+    eval3 = unique_njit(eval3, (name, eval3))
 
     try:
         eval3(0.5)

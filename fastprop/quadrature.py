@@ -26,6 +26,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .activations import unique_njit
+
 ZMAX = 9.0
 """Half-width of the integration range in z."""
 
@@ -42,7 +44,7 @@ Q_TINY = 1e-280
 one-sided slopes, e.g. relu's E φ'(√q z)² = 1/2)."""
 
 
-THIN = 0.45
+THIN = 0.1
 """A smooth (non-kink) boundary closer than ``THIN`` times its distance from the
 centre of its graded set to the previous boundary is skipped: graded point sets from different sources then merge into
 one graded set instead of doubling the panel count."""
@@ -78,7 +80,6 @@ def make_next_break(breaks, corners):
     cornerset = {float(k) for k in corners}
     exact = tuple(b in cornerset for b in brk)
 
-    @njit
     def next_break(z, a1, b1, a2, b2, w):
         best = ZMAX
         for v in BASE_BREAKS:
@@ -103,7 +104,8 @@ def make_next_break(breaks, corners):
                     t *= 2.0
         return best
 
-    return next_break
+    # a closure: compiled under a name unique to its breaks (activations.unique_njit)
+    return unique_njit(next_break, (brk, exact, THIN, BASE_BREAKS, GRADE_MAX, ZMAX))
 
 
 @njit(cache=True)

@@ -65,7 +65,8 @@ def test_a_new_process_compiles_nothing_for_a_builtin_activation(filled):
     _, (a, _), third = filled
     assert third["report"]["compiled"] == 0, third["report"]
     assert third["numba_compiles"] == 0  # Numba's own events: nothing at all was compiled
-    assert third["report"]["loaded"] == 3  # the grid driver, the chain batch and statistics kernels
+    # the grid driver and its pending-panel scan, the chain batch and statistics kernels
+    assert third["report"]["loaded"] == 4
     for key in ("q", "c", "norms"):
         assert third[key] == a[key]
 
@@ -256,3 +257,22 @@ def test_an_unusable_cache_directory_falls_back_with_one_warning(monkeypatch):
         module = compile.specialise("fastprop.chains.statistics", "fallback", identity, {"PARALLEL": False})
     assert callable(module.update) and os.environ["FASTPROP_CACHE_DIR"] == "/dev/null/fastprop"
     assert not str(module.__file__).startswith("/dev/null")
+
+
+def test_closures_in_cached_kernels_are_named_by_content():
+    # Numba names compiled code module.qualname + a per-process counter: two cached
+    # kernels from different processes could embed different closures under one name,
+    # and a process loading both would link the wrong one (seen: hard_tanh's moments
+    # with tanh's panel rule). Closures and lambdas are compiled under content names.
+    from fastprop.quadrature import make_next_break
+
+    a, b, a2 = make_next_break((1.0,), ()), make_next_break((2.0,), ()), make_next_break((1.0,), ())
+    assert a.py_func.__qualname__ != b.py_func.__qualname__
+    assert a.py_func.__qualname__ == a2.py_func.__qualname__  # same content, same name: harmless
+    names = set()
+    for scale in (2.0, 3.0):
+        act = fp.register_activation(
+            f"closure_{scale}", lambda h, s=scale: s * h, lambda h, s=scale: s, lambda h: 0.0, overwrite=True
+        )
+        names.add(act.eval3.py_func.__qualname__)
+    assert len(names) == 2 and all("<" not in n for n in names)

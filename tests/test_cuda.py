@@ -147,15 +147,19 @@ def test_grid_values_agree_with_the_cpu(name):
 
 
 @needs_cuda
-def test_the_tanh_grid_reaches_the_work_space_fallback():
-    # at σ_w = 12, σ_b = 7 of the tanh grid above (q* ≈ 185, c* ≈ 0.56) the lattice
-    # tables would not fit the work space: pair() takes the Gauss–Legendre path
-    from fastprop.meanfield import kernels
+def test_points_beyond_the_tables_are_finished_on_the_cpu():
+    # just above the edge of chaos c* > C_HI (outside the pair table): the GPU flags
+    # the point and the host computes it by the exact path, as a CPU run does
+    from fastprop.meanfield import interpolants
 
-    g = fp.meanfield_grid("tanh", [12.0], [7.0], target="cpu")
-    q, c = float(g.q_star[0, 0]), float(g.c_star[0, 0])
-    k = kernels("tanh")
-    assert q > 150 and math.isnan(k.pair(q, c, np.empty(k.scratch_size))[2])
+    edge = fp.edge_of_chaos("tanh", 0.3, target="cpu")
+    sw = [edge * (1 + 1e-6), edge * 1.001, 2.0]
+    gpu = fp.meanfield_grid("tanh", sw, [0.3], target="cuda")
+    cpu = fp.meanfield_grid("tanh", sw, [0.3], target="cpu")
+    assert gpu.c_star[0, 0] > interpolants.C_HI and gpu.c_star[1, 0] < interpolants.C_HI
+    np.testing.assert_array_equal(gpu.status, cpu.status)
+    for f in ("q_star", "chi_1", "c_star", "chi_c"):
+        assert_same_values(getattr(gpu, f), getattr(cpu, f))
 
 
 @needs_cuda
@@ -264,9 +268,10 @@ def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     act = fp.activation(name)
     grid, edge = meanfield_cuda._kernels(act)
     a1, a2, i64 = float64[:], float64[:, :], int64
+    tab = (float64[:, :, :], int8[:, :], float64[:, :, :, :, :], int8[:, :], a1)  # the tables
     kernels = [
-        (grid, (a1, a1, i64, i64, a2, a2, a2, a2, a2, a2, a2, int8[:, :])),
-        (edge, (a1, float64, float64, i64, a1, int8[:])),
+        (grid, (a1, a1, i64, i64, i64, *tab, a2, a2, a2, a2, a2, a2, a2, int8[:, :])),
+        (edge, (a1, float64, float64, i64, *tab, a1, int8[:])),
     ]
     flags = (boolean, boolean, boolean)
     chain_sig = (a2, i64[:], i64, i64, uint64, i64, float64, float64, a1, i64, *flags, float64, float64)

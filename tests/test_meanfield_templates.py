@@ -9,6 +9,7 @@ import pytest
 from scipy import optimize
 
 from fastprop.meanfield import Status, compiled
+from fastprop.meanfield.tables import exact_tables, tables
 
 A2 = math.pi / 4  # erf's a², φ(h) = erf(√π h / 2)
 
@@ -64,16 +65,21 @@ def test_pairs_alone_match_an_independent_product_rule():
         assert n == pytest.approx(n_ref, abs=1e-13) and m == pytest.approx(m_ref, abs=1e-13)
 
 
-def test_fixed_points_alone_for_relu():
+@pytest.mark.parametrize("use_tables", [False, True])
+def test_fixed_points_alone_for_relu(use_tables):
     point = compiled.fixed_points_module("relu").point
+    tab = (tables if use_tables else exact_tables)("relu").arrays
     scr = np.empty(8192)
     for sw, sb in ((1.0, 0.3), (1.3, 1.0)):
-        q, chi1, c, chic, chiq, xiq, xic, status = point(sw, sb, scr)
-        assert q == pytest.approx(sb * sb / (1 - sw * sw / 2), rel=1e-14)  # V(q) = σ_w² q/2 + σ_b²
-        assert chi1 == pytest.approx(sw * sw / 2, rel=1e-14) and (c, chic) == (1.0, chi1) and status == 0
+        q, chi1, c, chic, chiq, xiq, xic, status = point(sw, sb, scr, tab, True)
+        assert q == pytest.approx(sb * sb / (1 - sw * sw / 2), rel=1e-13)  # V(q) = σ_w² q/2 + σ_b²
+        assert chi1 == pytest.approx(sw * sw / 2, rel=1e-13) and (c, chic) == (1.0, chi1) and status == 0
 
 
-def test_edge_alone_for_relu():
+@pytest.mark.parametrize("use_tables", [False, True])
+def test_edge_alone_for_relu(use_tables):
     edge = compiled.edge_module("relu").edge
-    sw, status = edge(0.0, 0.01, 100.0, 64)
-    assert sw == pytest.approx(math.sqrt(2), rel=1e-14) and status == int(Status.Q_ZERO)  # q* = 0 at σ_b = 0
+    tab = (tables if use_tables else exact_tables)("relu").arrays
+    sw, status = edge(0.0, 0.01, 100.0, 64, tab, True)
+    # q* = 0 at σ_b = 0; the edge is the transition itself, returned exactly
+    assert sw == pytest.approx(math.sqrt(2), rel=3e-16) and status == int(Status.Q_ZERO)

@@ -50,6 +50,21 @@ The same sums give E φ''φ'', so C''(c) is known at no extra evaluations. For
 odd φ only half the lattice is summed. Where the lattice would be huge (|c|
 small, √(q(1−c²)) tiny, q very large) the Gauss–Legendre rule is used.
 
+Tables: what every point shares
+-------------------------------
+A grid, the edge of chaos and the maps do not integrate at each point: every
+point shares the activation, so the moments, the Hermite coefficients a_n(q)
+and the pair integrals E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂) are tabulated once per
+activation as piecewise Chebyshev interpolants in ln q (and θ = arccos c, on
+boxes graded towards c = 1), built from the quadrature below and certified to
+1e-13 of it at fresh points (:mod:`fastprop.meanfield.tables`, layout in
+:mod:`fastprop.meanfield.interpolants`). Each point then solves its fixed
+points by Newton on the interpolants (about 1 µs a point). Where no certified
+table covers a value (q below 4e-11, c* above 0.99995 next to the edge of
+chaos, c < 0.25 when the Mehler series has not converged, a kinked φ's panel
+that failed its certificate) the point takes the exact per-point path
+described here, which stays the reference (``tables=False``).
+
 Fixed points
 ------------
 q*: safeguarded Newton on g(q) = V(q) − q with V'(q) from the same quadrature,
@@ -63,10 +78,13 @@ a_n² of φ(√q z), all ≥ 0: Mehler's formula), so c* is the unique fixed poi
 [0, c] is at most R·c³³ with R = E φ² − Σ a_n² (derivative: 33·R·c³²). Their
 fixed point c_M ≤ c* is computed first; when the bound is below rounding, c_M
 *is* c* (typically c* ≲ 0.35) and no two-dimensional integral is needed.
-Otherwise Newton starts from c_M and increases monotonically to c*; with C''
-from the lattice rule each step is a Halley step, and a step below 1e-7 is
-final (c + δ and χ_c = C'(c) + C''δ then err by O(δ³) and O(δ²)). A bisection
-guard catches rounding. In the ordered phase (χ_1 ≤ 1) c* = 1 and χ_c = χ_1.
+Otherwise (the model is still above the diagonal where the bound reaches
+rounding, c_R: then c* > c_R) Newton starts from c_R and increases
+monotonically to c*, on the tabulated pair integrals where they cover it;
+on the exact ones, with C'' from the lattice rule each step is a Halley step,
+and a step below 1e-7 is final (c + δ and χ_c = C'(c) + C''δ then err by
+O(δ³) and O(δ²)). A bisection guard catches rounding. In the ordered phase
+(χ_1 ≤ 1) c* = 1 and χ_c = χ_1.
 
 Degenerate cases (one documented value each, flagged in ``status``)
 ------------------------------------------------------------------

@@ -32,12 +32,21 @@ LATTICE_M_MAX = 16
 LATTICE_MAX_TERMS = 2_000_000
 """Beyond these sizes (s = √(q(1−c²)) tiny, or q huge) the Gauss–Legendre rule is cheaper."""
 SCRATCH = 8192
-"""Work space of one point, in float64 values, on every target: the lattice rule is
+"""Work space of one point on the exact path, in float64 values: the lattice rule is
 used only when its tables fit (they do at every point of the default tanh grids;
-the largest there need ≈ 7300), so every target takes the same path at every
-point. On a GPU it is thread-local memory (64 KiB a thread)."""
+the largest there need ≈ 7300), a decision that depends on the point alone. The
+GPU never takes the exact path (:mod:`fastprop.meanfield.cuda`)."""
 Q_RTOL = 1e-15
 MAXIT = 200
+
+
+BLOCK = 64
+"""Neighbouring grid points computed together (``drivers.grid_driver``)."""
+
+
+def grid_positions(n):
+    """The positions ``drivers.grid_driver`` runs over for n points (whole blocks)."""
+    return (n + BLOCK - 1) // BLOCK * BLOCK
 
 
 class Status(IntFlag):
@@ -56,6 +65,11 @@ _Q_INFINITE = int(Status.Q_INFINITE)
 _CRITICAL = int(Status.CRITICAL)
 _NOT_CONVERGED = int(Status.NOT_CONVERGED)
 _NO_EDGE = int(Status.NO_EDGE)
+_NEED_EXACT = 32
+"""Internal flag (never in a result): the point needs the exact quadrature, which
+the caller did not allow (the GPU leaves such points to the CPU)."""
+_PENDING = 64
+"""Internal flag (never in a result): a table box the point needs is not built yet."""
 
 
 @njit(cache=True)

@@ -12,7 +12,8 @@ template       holds                                    builds on
                closed forms); C(c)                      forms
 ``fixed_points`` q*, c*, every quantity of a point       moments, mehler, pairs
 ``edge``       σ_w with χ_1 = 1 at one σ_b               moments, fixed_points
-``drivers``    loops over points (serial or ``prange``) all of the above
+``drivers``    loops over points and table nodes          all of the above
+               (serial or ``prange``)
 ============== ======================================== ==========================
 """
 
@@ -97,8 +98,8 @@ def fixed_points_module(act):
     act = _activation(act)
     parts = (moments_module(act), mehler_module(act), pairs_module(act))
     return _spec(
-        act, "fixed_points", " ".join(m.__name__ for m in parts), ev=act.eval3, moments=parts[0].moments,
-        mehler=parts[1].mehler, pair=parts[2].pair,
+        act, "fixed_points", " ".join(m.__name__ for m in parts), ev=act.eval3, moments_at=parts[0].moments_at,
+        mehler=parts[1].mehler, mehler_root=parts[1].mehler_root, pair=parts[2].pair,
     )  # fmt: skip
 
 
@@ -106,7 +107,10 @@ def edge_module(act):
     """The compiled ``edge`` template (σ_w with χ_1 = 1), built on moments and fixed points."""
     act = _activation(act)
     moments, fixed = moments_module(act), fixed_points_module(act)
-    return _spec(act, "edge", f"{moments.__name__} {fixed.__name__}", moments=moments.moments, q_star=fixed.q_star)
+    return _spec(
+        act, "edge", f"{moments.__name__} {fixed.__name__}", ev=act.eval3, moments_at=moments.moments_at,
+        q_star=fixed.q_star,
+    )  # fmt: skip
 
 
 def scalar_kernels(act):
@@ -117,12 +121,15 @@ def scalar_kernels(act):
     return SimpleNamespace(
         activation=act,
         moments=moments.moments,
+        moments_at=moments.moments_at,
         length_map=moments.length_map,
+        hermite_coefficients=mehler.hermite_coefficients,
         mehler=mehler.mehler,
         conditional_mean=pairs.conditional_mean,
         pair=pairs.pair,
         correlation_map=pairs.correlation_map,
         q_star=fixed.q_star,
+        c_star=fixed.c_star,
         point=fixed.point,
         chi1_at=edge.chi1_at,
         edge=edge.edge,
@@ -146,13 +153,17 @@ def kernels(act, target="cpu"):
         drivers = _spec(
             act, "drivers", f"{target} " + " ".join(m.__name__ for m in base.modules),
             point=base.point, edge=base.edge, length_map=base.length_map, correlation_map=base.correlation_map,
-            q_star=base.q_star, SCRATCH_SIZE=base.scratch_size, PARALLEL=target == "parallel",
+            q_star=base.q_star, moments=base.moments, hermite_coefficients=base.hermite_coefficients,
+            pair=base.pair, KMEHLER=KMEHLER, SCRATCH_SIZE=base.scratch_size, PARALLEL=target == "parallel",
         )  # fmt: skip
         ns = SimpleNamespace(
             **vars(base),
             grid_driver=drivers.grid_driver,
+            pending_panels=drivers.pending_panels,
             edge_driver=drivers.edge_driver,
             map_driver=drivers.map_driver,
+            moment_nodes=drivers.moment_nodes,
+            pair_nodes=drivers.pair_nodes,
         )
         _CACHE[key] = ns
     return ns

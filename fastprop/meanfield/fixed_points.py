@@ -10,36 +10,52 @@ from numba import njit
 
 from fastprop.meanfield.common import (
     _CRITICAL,
+    _NEED_EXACT,
     _NOT_CONVERGED,
+    _PENDING,
     _Q_INFINITE,
     _Q_ZERO,
     C_ACCEPT,
     C_TOL,
     CRIT_TOL,
+    KMEHLER,
     MAXIT,
     Q_MAX,
     Q_RTOL,
     depth_scale,
 )
-from fastprop.quadrature import Q_TINY
+from fastprop.meanfield.interpolants import (
+    C_LO,
+    DEG_T,
+    NQ,
+    TOL,
+    cheb_theta,
+    collapse,
+    hermite_table,
+    q_panel,
+    theta_box,
+)
 from fastprop.run.compile import bound
 
-ev, moments, mehler, pair, CACHE = bound(__name__, "ev", "moments", "mehler", "pair", "CACHE")
+ev, moments_at, mehler, mehler_root, pair, CACHE = bound(
+    __name__, "ev", "moments_at", "mehler", "mehler_root", "pair", "CACHE"
+)
 
 
 @njit(cache=CACHE)
-def q_star_moments(sw, sb):
+def q_star_moments(sw, sb, tab, exact):
     """(q*, status, moments) — the stable fixed point of V, its status bits (see
-    module docstring) and :func:`moments` at q* (within 1e-15 relative) when
-    Newton ended there, else NaNs."""
+    module docstring) and the moments at q* (within 1e-15 relative) when
+    Newton ended there, else NaNs. The moments come from the tables ``tab``
+    (:mod:`fastprop.meanfield.interpolants`) where they cover q, else from the
+    quadrature when ``exact``; otherwise the status is ``_NEED_EXACT``."""
     none = (math.nan, math.nan, math.nan, math.nan, math.nan)
     w2 = sw * sw
     b2 = sb * sb
     p0 = ev(0.0)[0]
     v0 = w2 * p0 * p0 + b2
     if v0 == 0.0:
-        m = moments(Q_TINY)
-        if w2 * m[4] <= 1.0 + CRIT_TOL:  # V'(0⁺) ≤ 1: 0 is stable
+        if w2 * tab[4][0] <= 1.0 + CRIT_TOL:  # V'(0⁺) ≤ 1: 0 is stable
             return 0.0, _Q_ZERO, none
         x = 1.0
     else:
@@ -48,7 +64,9 @@ def q_star_moments(sw, sb):
     hi = math.inf
     grow = 4.0
     for _ in range(MAXIT):
-        m = moments(x)
+        ok, m = moments_at(x, tab, exact)
+        if not ok:
+            return x, _NEED_EXACT, none
         g = w2 * m[2] + b2 - x
         dg = w2 * m[4] - 1.0
         if g == 0.0:
@@ -82,26 +100,107 @@ def q_star_moments(sw, sb):
 
 
 @njit(cache=CACHE)
-def q_star(sw, sb):
+def q_star(sw, sb, tab, exact):
     """Stable fixed point of V and its status bits (see module docstring)."""
-    q, status, _ = q_star_moments(sw, sb)
+    q, status, _ = q_star_moments(sw, sb, tab, exact)
     return q, status
 
 
 @njit(cache=CACHE)
-def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr):
-    """(c*, χ_c, status) at q* > 0 (see module docstring); ``scr``: work space."""
+def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr, tab, exact):
+    """(c*, χ_c, status) at q* > 0 (see module docstring); ``scr``: work space.
+
+    The truncated Mehler model (Hermite coefficients from the table, or by
+    quadrature) gives c* when its remainder is below rounding; otherwise its
+    root c_M ≤ c* starts Newton on the tabulated pair integrals, which
+    converges monotonically from the left (C is convex and increasing on
+    [0, 1]); where the table does not cover the iterates, Newton continues on
+    the exact pair integrals (``exact``), or the status says what is missing
+    (``_PENDING``: a table box not built yet; ``_NEED_EXACT``).
+    """
     w2 = sw * sw
     b2 = sb * sb
     if chi1 <= 1.0:
         return 1.0, chi1, 0
     if w2 * e_phi * e_phi + b2 <= 0.0:  # C(0) = 0: odd φ without bias
         return 0.0, w2 * e_dphi * e_dphi, 0
+    coef = scr[: KMEHLER + 1]
+    if hermite_table(q, tab[0], tab[1], coef, scr[WORK_SIZE - DEG_T : WORK_SIZE]):
+        c, slope, done = mehler_root(coef, e_phi2, q, sw, sb, TOL)
+    elif exact:
+        c, slope, done = mehler(q, sw, sb, e_phi2, scr)
+    else:
+        return math.nan, math.nan, _NEED_EXACT
+    if done:
+        return c, slope, 0
+    tk = scr[WORK_SIZE - DEG_T : WORK_SIZE]
+    c, slope, state = c_star_table(q, sw, sb, c, tab, scr[KMEHLER + 1 : WORK_SIZE - DEG_T], tk)
+    if state == 1:
+        return c, slope, 0
+    if state == 0:
+        return math.nan, math.nan, _PENDING
+    if not exact:
+        return math.nan, math.nan, _NEED_EXACT
+    return c_star_exact(q, sw, sb, c, scr)
+
+
+WORK_SIZE = KMEHLER + 1 + 3 * DEG_T
+"""Work space of the table path of a point: the Hermite coefficients, one collapsed
+box and the Chebyshev polynomials at one point."""
+
+
+@njit(cache=CACHE)
+def c_star_table(q, sw, sb, c, tab, work, tk):
+    """Newton on the tabulated pair integrals from c ≤ c* (monotone from the left).
+    Returns (c*, χ_c, 1), or (c, NaN, state) with the table's state (0: box not
+    built, −1: not covered) where an iterate leaves it; c is then still ≤ c*.
+    The box in use is collapsed to a θ series at q once (``work``: 2·DEG_T values;
+    ``tk``: DEG_T values)."""
+    w2 = sw * sw
+    b2 = sb * sb
+    box = -1
+    start = c < C_LO  # first check that C_LO is still left of c* (C(C_LO) > C_LO)
+    if start:
+        c = C_LO
+    i, x = q_panel(q, NQ)
+    if i < 0:
+        return c, math.nan, -1
+    for _ in range(MAXIT):
+        j, y = theta_box(c)
+        if j < 0:
+            return c, math.nan, -1
+        if j != box:
+            st = tab[3][i, j]
+            if st != 1:
+                return c, math.nan, st
+            collapse(tab[2], i, j, x, work, tk)
+            box = j
+        n = cheb_theta(work, 0, y)
+        slope = w2 * cheb_theta(work, 1, y)
+        g = (w2 * n + b2) / q - c
+        if start:
+            if not g > 0.0:
+                return c, math.nan, -1
+            start = False
+        if not slope < 1.0:
+            return c, math.nan, -1
+        step = -g / (slope - 1.0)
+        if abs(step) <= 4e-16:
+            return c + step, slope, 1
+        if step < 0.0:  # rounding only: c is at c*
+            return c, slope, 1
+        c += step
+    return c, math.nan, -1
+
+
+@njit(cache=CACHE)
+def c_star_exact(q, sw, sb, c, scr):
+    """Safeguarded Newton (Halley where C'' is known) on the exact pair integrals from c ≤ c*."""
+    w2 = sw * sw
+    b2 = sb * sb
     lo = 0.0  # C(lo) > lo
     hi = 1.0  # C(hi) ≤ hi
-    c, slope, exact = mehler(q, sw, sb, e_phi2, scr)
-    if exact:
-        return c, slope, 0
+    slope = math.nan
     for _ in range(MAXIT):
         n, mm, ll = pair(q, c, scr)
         g = (w2 * n + b2) / q - c
@@ -138,23 +237,31 @@ def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr):
 
 
 @njit(cache=CACHE)
-def point(sw, sb, scr):
+def point(sw, sb, scr, tab, exact):
     """(q*, χ_1, c*, χ_c, χ_q, ξ_q, ξ_c, status) at one (σ_w, σ_b); ``scr`` is a
-    work space of ``SCRATCH_SIZE`` float64 values (its contents are not used)."""
-    q, status, m = q_star_moments(sw, sb)
+    work space of ``SCRATCH_SIZE`` float64 values (its contents are not used);
+    ``tab``, ``exact``: as in :func:`q_star_moments` (a status with ``_PENDING``
+    or ``_NEED_EXACT`` means the point is to be computed again)."""
+    nan = math.nan
+    q, status, m = q_star_moments(sw, sb, tab, exact)
     w2 = sw * sw
+    if status & _NEED_EXACT:
+        return nan, nan, nan, nan, nan, nan, nan, status
     if q == math.inf:
-        m = moments(Q_MAX)
-        return q, w2 * m[3], math.nan, math.nan, math.nan, math.nan, math.nan, status
+        return q, w2 * tab[4][2], nan, nan, nan, nan, nan, status
     if math.isnan(m[0]):
-        m = moments(q)
+        ok, m = moments_at(q, tab, exact)
+        if not ok:
+            return nan, nan, nan, nan, nan, nan, nan, _NEED_EXACT
     chi1 = w2 * m[3]
     chiq = w2 * m[4]
     if q == 0.0:
         c, chic = 1.0, chi1
     else:
-        c, chic, st = c_star(q, sw, sb, m[0], m[1], m[2], chi1, scr)
+        c, chic, st = c_star(q, sw, sb, m[0], m[1], m[2], chi1, scr, tab, exact)
         status |= st
+        if st & (_PENDING | _NEED_EXACT):
+            return q, chi1, nan, nan, nan, nan, nan, status
     xiq = depth_scale(chiq)
     xic = depth_scale(chic)
     if xiq == math.inf or xic == math.inf:

@@ -8,7 +8,6 @@ is tiled.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -20,9 +19,10 @@ from ..run import files as _io
 from ..run import resources as _resources
 from ..run import schedule
 from ..run.progress import make as _progress
-from ..run.targets import check_target, n_chunks, resolve_target
+from ..run.targets import check_target, resolve_target
 from .common import Status
 from .compiled import kernels
+from .cpu import run_grid_cpu, table_set
 
 __all__ = ["MeanFieldGrid", "meanfield_grid", "edge_of_chaos"]
 
@@ -30,8 +30,8 @@ EDGE_SCAN = 64
 """Points of the log-spaced scan for the first χ_1 = 1 crossing in :func:`edge_of_chaos`."""
 
 _FIELDS = ("q_star", "chi_1", "c_star", "chi_c", "chi_q", "xi_q", "xi_c", "status")
-GRID_BYTES_PER_POINT = 7 * 8 + 1 + 8
-"""Seven float64 fields, the int8 status and the int64 visiting order of a grid point."""
+GRID_BYTES_PER_POINT = 7 * 8 + 1
+"""Seven float64 fields and the int8 status of a grid point (nothing else grows with the grid)."""
 
 
 @dataclass(eq=False)
@@ -116,20 +116,9 @@ class MeanFieldGrid:
         return _io.dataset(self._info(), self._arrays(), self._DIMS, coords=("sigma_w", "sigma_b"))
 
 
-def _interleaved_order(n):
-    """A permutation of range(n) that spreads neighbouring points across threads.
-
-    Expensive points (the chaotic phase) cluster in the grid; prange splits its
-    range into contiguous blocks, so visiting points with a stride coprime to n
-    balances the threads.
-    """
-    stride = 7919
-    while math.gcd(stride, n) != 1:
-        stride += 2
-    return (np.arange(n, dtype=np.int64) * stride) % n
-
-
-def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, progress=False) -> MeanFieldGrid:
+def meanfield_grid(
+    activation, sigma_w, sigma_b, target="auto", client=None, *, progress=False, tables=True
+) -> MeanFieldGrid:
     """q*, χ_1, c*, χ_c, χ_q, ξ_q, ξ_c and status over a (σ_w, σ_b) grid.
 
     Parameters
@@ -148,6 +137,10 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, 
     progress : bool or tqdm bar (:mod:`fastprop.run.progress`)
         Show a progress bar on stderr (only when it is a terminal). The grid is
         then computed in slices; the values do not change.
+    tables : bool
+        Evaluate the certified tables of the activation (:mod:`fastprop.meanfield.tables`;
+        default), or compute every point by the exact per-point quadrature (the
+        reference, 10–100× slower). The two agree to ~1e-13.
 
     Returns
     -------
@@ -166,35 +159,36 @@ def meanfield_grid(activation, sigma_w, sigma_b, target="auto", client=None, *, 
     sw = _validate.axis(sigma_w, "sigma_w")
     sb = _validate.axis(sigma_b, "sigma_b")
     _resources.require(sw.size * sb.size * GRID_BYTES_PER_POINT, f"a {sw.size} × {sb.size} grid")
-    meta = {"fastprop_version": __version__, "method": act.method_note, "activation_fingerprint": act.fingerprint}
+    use_tables = _validate.boolean(tables, "tables")
+    meta = {
+        "fastprop_version": __version__, "method": act.method_note, "activation_fingerprint": act.fingerprint,
+        "tables": use_tables,
+    }  # fmt: skip
     check_target(target)
     if client is not None:
         with schedule.cluster(client) as cl:
-            out, tgt = _grid_on_cluster(act, sw, sb, target, cl, progress)
+            out, tgt = _grid_on_cluster(act, sw, sb, target, cl, progress, use_tables)
         return MeanFieldGrid(sw.copy(), sb.copy(), *out, activation=act.name, target=tgt, meta=meta)
     tgt = resolve_target(target)
     shape = (sw.size, sb.size)
     out = [np.empty(shape) for _ in range(7)] + [np.empty(shape, dtype=np.int8)]
+    tab = table_set(act, use_tables)
     bar = _progress(progress, sw.size * sb.size, f"{act.name} grid", "points")
     try:
         if tgt == "cuda":
             from .cuda import run_grid
 
-            run_grid(act, sw, sb, out, bar)
+            run_grid(act, sw, sb, out, bar, tab)
         else:
-            k = kernels(act, tgt)
-            order = _interleaved_order(sw.size * sb.size)
-            step = max(4096, -(-order.size // 200)) if bar.enabled else order.size
-            for start in range(0, order.size, step):
-                part = order[start : start + step]
-                k.grid_driver(sw, sb, part, n_chunks(part.size, tgt), *out)
-                bar.advance(part.size)
+            run_grid_cpu(act, sw, sb, tgt, out, bar, tab)
     finally:
         bar.close()
     return MeanFieldGrid(sw.copy(), sb.copy(), *out, activation=act.name, target=tgt, meta=meta)
 
 
-def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0), full_output=False, client=None):
+def edge_of_chaos(
+    activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0), full_output=False, client=None, *, tables=True
+):
     """σ_w at which χ_1 = 1 (the order-to-chaos transition) for each σ_b.
 
     χ_1(σ_w, σ_b) = σ_w² E φ'(√q* z)² is evaluated at the fixed point q*(σ_w, σ_b).
@@ -205,8 +199,13 @@ def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0
     flagged ``Q_INFINITE``. Where no crossing exists in the range the value is
     NaN and the status ``NO_EDGE``.
 
+    At σ_b = 0 with φ(0) = 0 the crossing is where q* leaves 0 (σ_w² E φ'²(0⁺) = 1),
+    returned exactly: χ_1 − 1 can touch 0 there with zero slope (erf), where
+    no root finder gets closer than √ε from values of χ_1.
+
     ``client`` (a Dask client or scheduler address) runs slices of ``sigma_b``
-    on a cluster, with bitwise the local values.
+    on a cluster, with bitwise the local values. ``tables``: as in
+    :func:`meanfield_grid`.
 
     Returns an array like ``sigma_b`` (a float for a scalar), or with
     ``full_output=True`` a pair ``(sigma_w, status)``.
@@ -222,21 +221,23 @@ def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0
     rng = _validate.real_array(sigma_w_range, "sigma_w_range", low=0.0, low_open=True)
     if rng.shape != (2,) or not rng[0] < rng[1]:
         raise ValueError(f"sigma_w_range must be (low, high) with 0 < low < high, got {tuple(rng.reshape(-1))}")
+    use_tables = _validate.boolean(tables, "tables")
     check_target(target)
     if client is not None:
         with schedule.cluster(client) as cl:
-            out, status = _edge_on_cluster(act, sb, target, (float(rng[0]), float(rng[1])), cl)
+            out, status = _edge_on_cluster(act, sb, target, (float(rng[0]), float(rng[1])), cl, use_tables)
     else:
         tgt = resolve_target(target)
         sb, lo, hi = np.ascontiguousarray(sb), float(rng[0]), float(rng[1])
+        tab = table_set(act, use_tables)
         if tgt == "cuda":
             from .cuda import run_edge
 
-            out, status = run_edge(act, sb, lo, hi, EDGE_SCAN)
+            out, status = run_edge(act, sb, lo, hi, EDGE_SCAN, tab)
         else:
             out = np.empty(sb.size)
             status = np.empty(sb.size, dtype=np.int8)
-            kernels(act, tgt).edge_driver(sb, lo, hi, EDGE_SCAN, out, status)
+            kernels(act, tgt).edge_driver(sb, lo, hi, EDGE_SCAN, tab.arrays, out, status)
     shape = np.shape(sigma_b)
     out, status = out.reshape(shape), status.reshape(shape)
     if scalar:
@@ -245,17 +246,17 @@ def edge_of_chaos(activation, sigma_b, target="auto", sigma_w_range=(0.01, 100.0
 
 
 # ------------------------------------------------------------------ units of work on a cluster
-def _grid_tile(act, sw, sb, target):
+def _grid_tile(act, sw, sb, target, use_tables=True):
     """One unit of work: the grid of a slice of σ_w rows (run on a Dask worker)."""
-    return meanfield_grid(act, sw, sb, target=target)
+    return meanfield_grid(act, sw, sb, target=target, tables=use_tables)
 
 
-def _edge_slice(act, sb, target, sw_range):
+def _edge_slice(act, sb, target, sw_range, use_tables=True):
     """One unit of work: the edge of chaos at a slice of σ_b (run on a Dask worker)."""
-    return edge_of_chaos(act, sb, target=target, sigma_w_range=sw_range, full_output=True)
+    return edge_of_chaos(act, sb, target=target, sigma_w_range=sw_range, full_output=True, tables=use_tables)
 
 
-def _grid_on_cluster(act, sw, sb, target, client, progress):
+def _grid_on_cluster(act, sw, sb, target, client, progress, use_tables):
     """The tiles of a grid on ``client``; returns (arrays, worker targets)."""
     ref = schedule.activation_ref(act)
     rows = schedule.split(sw.size, max(1, 16384 // sb.size), client)
@@ -269,13 +270,14 @@ def _grid_on_cluster(act, sw, sb, target, client, progress):
         targets.add(tile.target)
 
     schedule.run_on_cluster(
-        client, _grid_tile, [(ref, sw[a:b], sb, target) for a, b in rows], [(b - a) * sb.size for a, b in rows],
+        client, _grid_tile, [(ref, sw[a:b], sb, target, use_tables) for a, b in rows],
+        [(b - a) * sb.size for a, b in rows],
         combine, progress, f"{act.name} grid", "points",
     )  # fmt: skip
     return [out[k] for k in _FIELDS], "+".join(sorted(targets))
 
 
-def _edge_on_cluster(act, sb, target, sw_range, client):
+def _edge_on_cluster(act, sb, target, sw_range, client, use_tables):
     """The edge of chaos over slices of ``sb`` on ``client``; returns (sigma_w, status)."""
     ref = schedule.activation_ref(act)
     parts = schedule.split(sb.size, 8, client)
@@ -286,6 +288,6 @@ def _edge_on_cluster(act, sb, target, sw_range, client):
         a, b = parts[i]
         out[a:b], status[a:b] = res
 
-    schedule.run_on_cluster(client, _edge_slice, [(ref, sb[a:b], target, sw_range) for a, b in parts],
+    schedule.run_on_cluster(client, _edge_slice, [(ref, sb[a:b], target, sw_range, use_tables) for a, b in parts],
                             [0] * len(parts), combine)  # fmt: skip
     return out, status

@@ -10,6 +10,7 @@ from .. import _validate
 from ..activations import activation as _activation
 from ..run import resources as _resources
 from .compiled import kernels
+from .tables import tables
 
 __all__ = ["length_map", "correlation_map", "q_star"]
 
@@ -24,7 +25,14 @@ def _run(kind, x, q, sigma_w, sigma_b, act):
     arrays = np.broadcast_arrays(x, q, sigma_w, sigma_b)
     flat = [np.array(a, dtype=np.float64).reshape(-1) for a in arrays]  # copies: broadcast views are read-only
     out = np.empty(flat[0].size)
-    kernels(act, "cpu").map_driver(kind, *flat, out)
+    k, tab = kernels(act, "cpu"), tables(act)
+    if kind == 1:  # the pair boxes of every q (q* where not given) must exist first
+        x, q, sw, sb = flat
+        if np.any(q < 0.0):
+            k.map_driver(2, sw, q, sw, sb, tab.arrays, out)
+            q[q < 0.0] = out[q < 0.0]
+        tab.ensure_pairs(q)
+    k.map_driver(kind, *flat, tab.arrays, out)
     out = out.reshape(shape)
     return float(out) if out.ndim == 0 else out
 
@@ -34,7 +42,9 @@ def length_map(q, sigma_w, sigma_b, activation="tanh"):
 
     ``q``, ``sigma_w`` and ``sigma_b`` broadcast against each other like NumPy
     ufunc arguments; a float is returned when all are scalars. q ≥ 0, σ ≥ 0.
-    Integration: kink-split, graded Gauss–Legendre (see :mod:`fastprop.quadrature`).
+    Integration: kink-split, graded Gauss–Legendre (see :mod:`fastprop.quadrature`),
+    through the activation's certified table where it covers q
+    (:mod:`fastprop.meanfield.tables`; within 1e-13 of the quadrature).
     """
     act = _activation(activation)
     q = _validate.real_array(q, "q", low=0.0)

@@ -16,19 +16,10 @@ ev, next_break, MAX_NODES, CACHE = bound(__name__, "ev", "next_break", "MAX_NODE
 
 
 @njit(cache=CACHE)
-def mehler(q, sw, sb, e2, scr):
-    """Fixed point of the truncated Mehler model of the correlation map.
-
-    With h_n the normalised Hermite polynomials, φ(√q z) = Σ a_n h_n(z) and
-    E φ(u₁)φ(u₂) = Σ a_n² cⁿ (Mehler's formula). The first ``KMEHLER + 1``
-    terms are a lower bound on [0, 1], so the model's root c_M lies at or
-    below c*. The neglected terms are at most R·c^{K+1} (and their
-    derivative at most (K+1)·R·c^K) with R = E φ² − Σ_{n≤K} a_n² (``e2`` is
-    E φ²). Returns (c_M, the model's slope C'(c_M), exact) where ``exact``
-    says that these bounds are below rounding: then c_M is c* and the slope
-    is χ_c. Otherwise c_M is a safe start for Newton on the exact map.
-    ``scr`` is the point's work space (at least ``SCRATCH_SIZE`` values).
-    """
+def hermite_coefficients(q, scr, coef):
+    """Fill ``coef[0 … K]`` with the normalised Hermite coefficients of φ(√q z)
+    (K = ``KMEHLER``), φ(√q z) = Σ a_n h_n(z), by the graded rule; ``scr``: work
+    space of 3·``MAX_NODES`` values (not overlapping ``coef``)."""
     sq = math.sqrt(q if q > 0.0 else Q_TINY)
     a = 1.0 / sq
     # all nodes first (at most MAX_NODES), then the three-term recurrence runs
@@ -36,7 +27,6 @@ def mehler(q, sw, sb, e2, scr):
     zs = scr[:MAX_NODES]
     h0 = scr[MAX_NODES : 2 * MAX_NODES]
     h1 = scr[2 * MAX_NODES : 3 * MAX_NODES]
-    coef = scr[3 * MAX_NODES : 3 * MAX_NODES + KMEHLER + 1]
     nn = 0
     z = -ZMAX
     while z < ZMAX:
@@ -60,12 +50,38 @@ def mehler(q, sw, sb, e2, scr):
             h0[i] = h1[i]
             h1[i] = h2
         coef[n + 1] = _sum4(h1, nn)
+
+
+@njit(cache=CACHE)
+def mehler_root(coef, e2, q, sw, sb, slack):
+    """Fixed point of the truncated Mehler model of the correlation map.
+
+    With h_n the normalised Hermite polynomials, φ(√q z) = Σ a_n h_n(z) and
+    E φ(u₁)φ(u₂) = Σ a_n² cⁿ (Mehler's formula). The first ``KMEHLER + 1``
+    terms (``coef``) are a lower bound on [0, 1], so the model's root c_M lies
+    at or below c*. The neglected terms are at most R·c^{K+1} (and their
+    derivative at most (K+1)·R·c^K) with R = E φ² − Σ_{n≤K} a_n² (``e2`` is
+    E φ²; ``slack``·E φ² is added to R for the error of the a_n and of e2).
+    Returns (c, slope, exact): where ``exact``, c is c* and the slope χ_c.
+    Otherwise c ≤ c* is a safe start for Newton on the exact map: the largest c
+    at which the bounds are below rounding, c_R, when the model is still above
+    the diagonal there (then c* > c_R and the model's own root is not needed),
+    else the model's root.
+    """
     rest = e2
     for n in range(KMEHLER + 1):
         rest -= coef[n] * coef[n]
-    rest = max(rest, 0.0) + 1e-15 * e2  # R, with room for the rounding in the difference
+    rest = max(rest, 0.0) + slack * e2  # R, with room for the errors in the difference
     w2 = sw * sw
     b2 = sb * sb
+    scale = w2 * rest / q
+    c_r = min((1e-16 / scale) ** (1.0 / (KMEHLER + 1)), (1e-15 / (scale * (KMEHLER + 1))) ** (1.0 / KMEHLER))
+    if c_r < 1.0:
+        p = 0.0
+        for n in range(KMEHLER, -1, -1):
+            p = p * c_r + coef[n] * coef[n]
+        if (w2 * p + b2) / q > c_r:  # C(c_R) ≥ model(c_R) > c_R: c* > c_R
+            return c_r, math.nan, False
     c = 0.0
     dp = 0.0
     for _ in range(MAXIT):
@@ -87,3 +103,12 @@ def mehler(q, sw, sb, e2, scr):
     ck = c**KMEHLER
     exact = w2 * rest * ck * c <= 1e-16 * q and w2 * rest * (KMEHLER + 1) * ck <= 1e-15 * q
     return c, w2 * dp / q, exact
+
+
+@njit(cache=CACHE)
+def mehler(q, sw, sb, e2, scr):
+    """:func:`mehler_root` with the Hermite coefficients computed at q by quadrature
+    (``scr``: the point's work space, at least ``SCRATCH_SIZE`` values)."""
+    coef = scr[3 * MAX_NODES : 3 * MAX_NODES + KMEHLER + 1]
+    hermite_coefficients(q, scr, coef)
+    return mehler_root(coef, e2, q, sw, sb, 1e-15)

@@ -8,6 +8,7 @@ import math
 
 from numba import njit
 
+from fastprop.meanfield.interpolants import moments_table
 from fastprop.quadrature import GL_W, GL_X, NGL, Q_TINY, ZMAX, gauss_weight
 from fastprop.run.compile import bound
 
@@ -55,9 +56,19 @@ def moments(q):
 
 
 @njit(cache=CACHE)
-def length_map(q, sw, sb):
+def moments_at(q, tab, exact):
+    """(ok, :func:`moments` at q): from the tables ``tab`` (:mod:`fastprop.meanfield.interpolants`)
+    where they cover q, else by quadrature when ``exact`` (else ok is False)."""
+    ok, m = moments_table(q, tab[0], tab[1])
+    if ok or not exact:
+        return ok, m
+    return True, moments(q)
+
+
+@njit(cache=CACHE)
+def length_map(q, sw, sb, tab):
     """V(q) = σ_w² E φ(√q z)² + σ_b² (Poole et al. 2016, eq. 3); V(0) = σ_w² φ(0)² + σ_b² exactly."""
     if q == 0.0:
         p0 = ev(0.0)[0]
         return sw * sw * p0 * p0 + sb * sb
-    return sw * sw * moments(q)[2] + sb * sb
+    return sw * sw * moments_at(q, tab, True)[1][2] + sb * sb

@@ -9,6 +9,7 @@ import math
 from numba import njit
 
 from fastprop.meanfield.common import LATTICE_C_MIN, LATTICE_M_MAX, LATTICE_MAX_TERMS, SCRATCH
+from fastprop.meanfield.interpolants import pair_table
 from fastprop.quadrature import GL_W, GL_X, LATTICE_Z, NGL, Q_TINY, ZMAX, gauss_weight, lattice_step
 from fastprop.run.compile import bound
 
@@ -155,6 +156,10 @@ def pair(q, c, scr):
 
 
 @njit(cache=CACHE)
-def correlation_map(c, q, sw, sb, scr):
-    """C(c) = (σ_w² E φ(u₁)φ(u₂) + σ_b²)/q (Poole et al. 2016, eq. 5); C(1) = V(q)/q."""
-    return (sw * sw * pair(q, c, scr)[0] + sb * sb) / q
+def correlation_map(c, q, sw, sb, scr, tab):
+    """C(c) = (σ_w² E φ(u₁)φ(u₂) + σ_b²)/q (Poole et al. 2016, eq. 5); C(1) = V(q)/q.
+    The pair integral comes from the tables ``tab`` where a certified box covers (q, c)."""
+    st, n, _ = pair_table(q, c, tab[2], tab[3])
+    if st != 1:
+        n = pair(q, c, scr)[0]
+    return (sw * sw * n + sb * sb) / q

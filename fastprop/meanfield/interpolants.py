@@ -1,0 +1,216 @@
+r"""Evaluation of the mean-field tables: piecewise Chebyshev interpolants in log q and θ.
+
+Every point of a grid shares the activation, so the functions of q (and c) that
+its fixed points need are tabulated once per activation
+(:mod:`fastprop.meanfield.tables` builds and certifies them) and each point only
+evaluates them. This module holds the layout and the compiled evaluation; it has
+no activation in it, so the same code runs for every activation and target.
+
+Layout
+------
+* ``x = ln q`` from ``LNQ_LO`` (q = 3.8e-11) in panels of unit width: ``NQ1`` of them
+  for the one-dimensional table (to q = 1.1e200, past ``Q_MAX``, so that the search
+  for a diverging q* stays in the table) and ``NQ`` for the pair integrals (to
+  q = 1.8e8). On each panel a function is the Chebyshev series
+  Σ_{k<DEG} a_k T_k(2(x − x_i) − 1).
+* One-dimensional table ``T1[i, f, k]`` for f = 0 … ``NF1`` − 1: the moments
+  E φ, E φ', E φ², E φ'², dE φ²/dq of :func:`moments` and the normalised Hermite
+  (Mehler) coefficients a_0 … a_K of φ(√q z) (K = ``KMEHLER``); ``OK1[i, 0] = 1``
+  where the moments of panel i are certified, ``OK1[i, 1] = 1`` where its Hermite
+  coefficients are (for kinked φ the high a_n can fail where the moments pass).
+* Two-dimensional table ``T2[i, j, f, k, l]`` (k < ``DEG`` in ln q, l < ``DEG_T`` in θ), f = 0: N(q, c) = E φ(u₁)φ(u₂),
+  f = 1: M(q, c) = E φ'(u₁)φ'(u₂) (Var u = q, Corr = c), in ``θ = arccos c`` on
+  ``J`` boxes graded geometrically towards θ = 0: box j is
+  [Θ·2^{−j−1}, Θ·2^{−j}] with Θ = arccos ``C_LO``; so c ∈ [``C_LO``, cos(Θ/2^J)]
+  = [0.25, 0.99995]. Graded boxes follow the q → ∞ limit of a saturating φ,
+  N → (2/π) arcsin c = 1 − 2θ/π, whose finite-q rounding near θ = 0 has width
+  ~1/√q. ``OK2[i, j]``: 1 certified, 0 not built yet, −1 failed certification
+  (the exact path is used there).
+* ``K0`` holds limits: K0[0] = dE φ²/dq and K0[1] = E φ'² at q → 0⁺.
+
+A point outside the table (q beyond its range, c outside [C_LO, C_HI], a panel
+that failed) is computed by the exact per-point quadrature instead.
+"""
+
+import math
+
+from numba import njit
+
+from fastprop.meanfield.common import KMEHLER
+
+LNQ_LO = -24.0
+NQ = 43
+"""ln q panels of the pair table."""
+NQ1 = 485
+"""ln q panels of the one-dimensional table."""
+DEG = 16
+"""Chebyshev terms per panel in ln q."""
+DEG_T = 24
+"""Chebyshev terms per box in θ (the pair integrals bend faster in θ than in ln q)."""
+NF1 = 5 + KMEHLER + 1
+HERM0 = 5
+"""Index of a_0 among the one-dimensional functions."""
+C_LO = 0.25
+THETA_HI = math.acos(C_LO)
+J = 7
+THETA_LO = THETA_HI / 2.0**J
+C_HI = math.cos(THETA_LO)
+TOL = 1e-13
+"""Certified error of every table entry, relative to its scale (:mod:`fastprop.meanfield.tables`)."""
+
+
+@njit(cache=True)
+def q_panel(q, n):
+    """(i, x): the ln q panel of q among the first ``n`` and the Chebyshev variable
+    x ∈ [−1, 1] on it; i = −1 outside."""
+    if not q > 0.0:
+        return -1, 0.0
+    t = math.log(q) - LNQ_LO
+    if not 0.0 <= t <= n:
+        return -1, 0.0
+    i = min(int(t), n - 1)
+    return i, 2.0 * (t - i) - 1.0
+
+
+@njit(cache=True)
+def cheb1(T1, i, f, x):
+    """Σ_k T1[i, f, k] T_k(x) by Clenshaw's recurrence."""
+    b1 = 0.0
+    b2 = 0.0
+    x2 = 2.0 * x
+    for k in range(DEG - 1, 0, -1):
+        b1, b2 = x2 * b1 - b2 + T1[i, f, k], b1
+    return x * b1 - b2 + T1[i, f, 0]
+
+
+@njit(cache=True)
+def moments_table(q, T1, OK1):
+    """(ok, (E φ, E φ', E φ², E φ'², dE φ²/dq)) at q from the table; ok is False
+    where q is outside it or its panel is not certified. The five Clenshaw
+    recurrences run side by side (independent chains, not one long one)."""
+    i, x = q_panel(q, NQ1)
+    if i < 0 or OK1[i, 0] != 1:
+        return False, (math.nan, math.nan, math.nan, math.nan, math.nan)
+    x2 = 2.0 * x
+    a0 = a1 = a2 = a3 = a4 = 0.0
+    b0 = b1 = b2 = b3 = b4 = 0.0
+    for k in range(DEG - 1, 0, -1):
+        a0, b0 = x2 * a0 - b0 + T1[i, 0, k], a0
+        a1, b1 = x2 * a1 - b1 + T1[i, 1, k], a1
+        a2, b2 = x2 * a2 - b2 + T1[i, 2, k], a2
+        a3, b3 = x2 * a3 - b3 + T1[i, 3, k], a3
+        a4, b4 = x2 * a4 - b4 + T1[i, 4, k], a4
+    return True, (
+        x * a0 - b0 + T1[i, 0, 0], x * a1 - b1 + T1[i, 1, 0], x * a2 - b2 + T1[i, 2, 0],
+        x * a3 - b3 + T1[i, 3, 0], x * a4 - b4 + T1[i, 4, 0],
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def chebyshev_values(x, tk):
+    """tk[k] = T_k(x) for k < ``DEG_T`` (three-term recurrence)."""
+    tk[0] = 1.0
+    tk[1] = x
+    for k in range(2, DEG_T):
+        tk[k] = 2.0 * x * tk[k - 1] - tk[k - 2]
+
+
+@njit(cache=True)
+def hermite_table(q, T1, OK1, coef, tk):
+    """Fill ``coef[0 … K]`` with the Hermite coefficients a_n(q) from the table; False
+    outside it. ``tk``: work space of ``DEG_T`` values (the T_k(x), shared by all n)."""
+    i, x = q_panel(q, NQ1)
+    if i < 0 or OK1[i, 1] != 1:
+        return False
+    chebyshev_values(x, tk)
+    for n in range(KMEHLER + 1):
+        s = 0.0
+        for k in range(DEG):
+            s += T1[i, HERM0 + n, k] * tk[k]
+        coef[n] = s
+    return True
+
+
+@njit(cache=True)
+def theta_box(c):
+    """(j, y): the θ box of c and the Chebyshev variable y ∈ [−1, 1] on it; j = −1 outside."""
+    if not C_LO <= c <= C_HI:
+        return -1, 0.0
+    th = math.acos(c)
+    j = 0
+    hi = THETA_HI
+    while j < J - 1 and th < 0.5 * hi:
+        hi *= 0.5
+        j += 1
+    lo = 0.5 * hi
+    return j, min(max((2.0 * th - (hi + lo)) / (hi - lo), -1.0), 1.0)
+
+
+@njit(cache=True)
+def pair_table(q, c, T2, OK2):
+    """(state, N, M): the pair integrals at (q, c) from the table; state 1: certified
+    values, 0: the box is not built yet, −1: outside the table or not certified."""
+    i, x = q_panel(q, NQ)
+    j, y = theta_box(c)
+    if i < 0 or j < 0:
+        return -1, math.nan, math.nan
+    s = OK2[i, j]
+    if s != 1:
+        return s, math.nan, math.nan
+    return 1, _cheb2(T2, i, j, 0, x, y), _cheb2(T2, i, j, 1, x, y)
+
+
+@njit(cache=True)
+def _cheb2(T2, i, j, f, x, y):
+    """Σ_{m,k} T2[i, j, f, m, k] T_m(x) T_k(y): an outer Clenshaw recurrence in y whose
+    coefficients are inner Clenshaw sums in x."""
+    x2 = 2.0 * x
+    y2 = 2.0 * y
+    d1 = 0.0
+    d2 = 0.0
+    for k in range(DEG_T - 1, 0, -1):
+        d1, d2 = y2 * d1 - d2 + _column(T2, i, j, f, k, x, x2), d1
+    return y * d1 - d2 + _column(T2, i, j, f, 0, x, x2)
+
+
+@njit(cache=True)
+def _column(T2, i, j, f, k, x, x2):
+    b1 = 0.0
+    b2 = 0.0
+    for m in range(DEG - 1, 0, -1):
+        b1, b2 = x2 * b1 - b2 + T2[i, j, f, m, k], b1
+    return x * b1 - b2 + T2[i, j, f, 0, k]
+
+
+@njit(cache=True)
+def pair_box(q, c):
+    """(i, j, x, y): the pair-table box of (q, c) and the Chebyshev variables in it (i or j = −1: outside)."""
+    i, x = q_panel(q, NQ)
+    j, y = theta_box(c)
+    return i, j, x, y
+
+
+@njit(cache=True)
+def collapse(T2, i, j, x, out, tk):
+    """out[f·DEG_T + k] = Σ_m T2[i, j, f, m, k] T_m(x): the θ series of box (i, j) at one q,
+    so that each further value at that q costs ``DEG_T`` terms (:func:`cheb_theta`).
+    ``tk``: work space of ``DEG_T`` values."""
+    chebyshev_values(x, tk)
+    for f in range(2):
+        for k in range(DEG_T):
+            out[f * DEG_T + k] = 0.0
+        for m in range(DEG):
+            t = tk[m]
+            for k in range(DEG_T):
+                out[f * DEG_T + k] += T2[i, j, f, m, k] * t
+
+
+@njit(cache=True)
+def cheb_theta(col, f, y):
+    """Σ_k col[f·DEG_T + k] T_k(y) (Clenshaw) for a series from :func:`collapse`."""
+    y2 = 2.0 * y
+    d1 = 0.0
+    d2 = 0.0
+    for k in range(DEG_T - 1, 0, -1):
+        d1, d2 = y2 * d1 - d2 + col[f * DEG_T + k], d1
+    return y * d1 - d2 + col[f * DEG_T]

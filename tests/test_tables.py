@@ -1,0 +1,173 @@
+"""The certified mean-field tables (fastprop.meanfield.tables) against the exact
+per-point quadrature, the grid through them against the exact path, and the
+accuracy fixes they rest on (the graded rule on a dense q scan, the edge at σ_b = 0)."""
+
+import math
+
+import mpmath as mp
+import numpy as np
+import pytest
+import reference as R
+
+import fastprop as fp
+from fastprop.activations import erf_kernel
+from fastprop.meanfield import interpolants as I
+from fastprop.meanfield import kernels
+from fastprop.meanfield.tables import Tables, exact_tables, tables
+
+SMOOTH = ("tanh", "sigmoid", "softplus", "swish", "gelu", "elu")
+NO_CLOSED_FORM = SMOOTH + ("hard_tanh", "selu", "abs", "leaky_relu")
+
+
+def _scale(m):
+    """The certificate's scales (tables._scales_1d) at one q, from exact moments."""
+    return np.array([math.sqrt(m[2]), math.sqrt(m[3]), m[2], m[3], max(abs(m[4]), m[3])])
+
+
+@pytest.mark.parametrize("name", fp.ACTIVATIONS)
+def test_one_dimensional_table_matches_the_quadrature_at_random_q(name):
+    t, k = tables(name), kernels(name)
+    assert np.mean(t.OK1[:, 0] == 1) > 0.98  # kinked φ may lose a few panels near their corners
+    rng = np.random.default_rng(3)
+    qs = np.concatenate([np.exp(rng.uniform(math.log(1e-10), math.log(1e8), 60)), [1e-10, 1e8, 33.0, 134.28]])
+    coef = np.empty(I.KMEHLER + 1)
+    tk = np.empty(I.DEG_T)
+    for q in qs:
+        i, _ = I.q_panel(q, I.NQ1)
+        ok, m = I.moments_table(q, t.T1, t.OK1)
+        assert ok == (t.OK1[i, 0] == 1)
+        exact = k.moments(q)
+        if ok:
+            assert np.all(np.abs(np.array(m) - exact) <= 2 * I.TOL * _scale(exact)), (q, m, exact)
+        if I.hermite_table(q, t.T1, t.OK1, coef, tk):
+            a = np.empty(I.KMEHLER + 1)
+            k.hermite_coefficients(q, np.empty(k.scratch_size), a)
+            assert np.max(np.abs(coef - a)) <= 2 * I.TOL * math.sqrt(exact[2]), q
+
+
+@pytest.mark.parametrize("name", NO_CLOSED_FORM)
+def test_pair_table_matches_the_quadrature_at_random_q_and_c(name):
+    t, k = tables(name), kernels(name)
+    t.ensure_pairs([0.05, 3.0, 400.0])  # three ln q panels: small, middle and large q
+    scr = np.empty(k.scratch_size)
+    rng = np.random.default_rng(5)
+    for lnq in (math.log(0.05), math.log(3.0), math.log(400.0)):
+        i = int(math.floor(lnq - I.LNQ_LO))
+        if name in SMOOTH or lnq > 0:  # kinked φ at small q: corners far out in z, the exact path
+            assert np.mean(t.OK2[i] == 1) >= 5 / 7, (name, t.OK2[i])
+        for _ in range(6):
+            q = math.exp(I.LNQ_LO + i + rng.uniform())
+            c = math.cos(rng.uniform(I.THETA_LO, I.THETA_HI))
+            st, n, m = I.pair_table(q, c, t.T2, t.OK2)
+            if st != 1:
+                continue
+            j, _ = I.theta_box(c)
+            en, em, _ = k.pair(q, c, scr)
+            # the certificate: relative to the largest value on the box, bounded here by E φ², E φ'²
+            mq = k.moments(q)
+            assert abs(n - en) <= 2 * I.TOL * mq[2] and abs(m - em) <= 2 * I.TOL * max(mq[3], abs(em)), (q, c)
+
+
+@pytest.mark.parametrize("name", fp.ACTIVATIONS)
+def test_correlation_map_near_plus_and_minus_one_is_the_exact_integral(name):
+    # c within 1e-12 of ±1 lies outside the tables: the map falls back to the exact rule
+    k = kernels(name)
+    scr = np.empty(k.scratch_size)
+    for q in (1e-3, 2.0, 1e3):
+        for c in (1 - 1e-12, -1 + 1e-12, I.C_HI + 1e-9):
+            exact = (2.0**2 * k.pair(q, c, scr)[0] + 0.3**2) / q
+            assert fp.correlation_map(c, 2.0, 0.3, name, q=q) == pytest.approx(exact, rel=1e-13, abs=1e-300)
+
+
+@pytest.mark.parametrize("name", fp.ACTIVATIONS)
+def test_grid_through_tables_matches_the_exact_path(name):
+    rng = np.random.default_rng(11)
+    sw = np.sort(rng.uniform(0.1, 5.0, 7))
+    sb = np.concatenate([[0.0], np.sort(rng.uniform(0.0, 3.0, 5))])
+    a = fp.meanfield_grid(name, sw, sb, target="cpu")
+    b = fp.meanfield_grid(name, sw, sb, target="cpu", tables=False)
+    np.testing.assert_array_equal(a.status, b.status)
+    for f in ("q_star", "chi_1", "chi_q"):
+        np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(a.c_star, b.c_star, rtol=0, atol=1e-11)
+    # χ_c = C'(c*) moves by C''·δc*; C'' is large near c* = 1 for kinked φ
+    np.testing.assert_allclose(a.chi_c, b.chi_c, rtol=1e-9)
+    assert a.meta["tables"] and not b.meta["tables"]
+
+
+def test_registered_activation_goes_through_the_tables_and_matches_mpmath():
+    fp.register_activation(
+        "user_tanh",
+        lambda h: math.tanh(h),
+        lambda h: 1.0 - math.tanh(h) ** 2,
+        lambda h: -2.0 * math.tanh(h) * (1.0 - math.tanh(h) ** 2),
+        features=(-16, -8, -4, -2, -1, -0.5, 0, 0.5, 1, 2, 4, 8, 16),
+        strip=math.pi / 2,
+        odd=True,
+        overwrite=True,
+    )
+    t = tables("user_tanh")
+    assert np.all(t.OK1[:, 0] == 1)
+    g = fp.meanfield_grid("user_tanh", [1.5, 3.0], [0.2, 1.0], target="cpu")
+    assert np.any(t.OK2 == 1)  # the chaotic points built pair boxes
+    for i, sw in enumerate(g.sigma_w):
+        for j, sb in enumerate(g.sigma_b):
+            q = g.q_star[i, j]
+            assert abs(R.q_star_newton_residual("tanh", q, sw, sb)) <= 1e-12 * q
+            assert g.chi_1[i, j] == pytest.approx(sw * sw * float(R.expect("tanh", q, "dphi2")), rel=1e-12)
+
+
+def test_tables_load_from_disk_bit_for_bit(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTPROP_CACHE_DIR", str(tmp_path))
+    act = fp.activation("sigmoid")
+    built = Tables(act)
+    built.ensure_pairs([2.0])
+    loaded = Tables(act)
+    assert loaded.build_seconds == 0.0  # nothing was computed
+    for a, b in zip(built.arrays, loaded.arrays, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert exact_tables(act).report()["panels_1d"] == 0
+
+
+# ---------------------------------------------------------------- the rule the tables are built from
+def _mp_expect(name, q, f):
+    phi, dphi, _, _ = R.PHI[name]
+    s = mp.sqrt(mp.mpf(q))
+    g = (lambda h: phi(h) ** 2) if f == "phi2" else (lambda h: dphi(h) ** 2)
+    with mp.workdps(20):
+        return mp.quad(lambda z: g(s * z) * mp.npdf(z), R._zpoints(name, q))
+
+
+def test_graded_rule_meets_1e13_on_a_dense_scan_of_q():
+    # erf in closed form (arcsine kernel at c = 1) on 3000 values of q, where the old
+    # asymmetric thinning of make_next_break erred by 5e-12 (q ≈ 33–134)
+    k = kernels("erf")
+    for q in np.exp(np.linspace(math.log(1e-10), math.log(1e8), 3000)):
+        assert k.moments(q)[2] == pytest.approx(erf_kernel(q, 1.0)[0], rel=1e-13), q
+    assert fp.length_map(134.2764961137864, 1, 0, "erf") == pytest.approx(0.93813015603314126, rel=1e-15)
+    for name, q in (("relu", 77.7), ("linear", 0.3), ("leaky_relu", 55.5), ("abs", 1e6)):
+        assert fp.length_map(q, 1, 0, name) == pytest.approx(float(R.expect(name, q, "phi2")), rel=1e-13)
+
+
+@pytest.mark.parametrize("name", ("tanh", "sigmoid", "softplus", "swish", "gelu", "elu", "selu", "hard_tanh"))
+def test_graded_rule_meets_1e13_on_a_scan_of_q_for_activations_without_closed_form(name):
+    k = kernels(name)
+    rng = np.random.default_rng(17)
+    for q in np.concatenate([np.exp(rng.uniform(math.log(20), math.log(200), 4)), [33.0, 1e-6, 1e5]]):
+        m = k.moments(q)
+        assert m[2] == pytest.approx(float(_mp_expect(name, q, "phi2")), rel=1e-13), q
+        assert m[3] == pytest.approx(float(_mp_expect(name, q, "dphi2")), rel=1e-13), q
+
+
+def test_edge_of_chaos_at_zero_bias_is_as_accurate_as_elsewhere():
+    # erf: χ_1 − 1 grows like (σ_w − 1)² above the transition, so a root finder on
+    # χ_1 alone stops √ε away (it returned 1 + 1.7e-8); the transition is exact
+    assert fp.edge_of_chaos("erf", 0.0, target="cpu") == pytest.approx(1.0, abs=1e-12)
+    assert fp.edge_of_chaos("tanh", 0.0, target="cpu") == pytest.approx(1.0, abs=1e-12)
+    assert fp.edge_of_chaos("relu", 0.0, target="cpu") == pytest.approx(math.sqrt(2), rel=1e-15)
+    # away from σ_b = 0 the tables and the exact path agree
+    sb = np.array([0.1, 0.7, 2.0])
+    for name in ("erf", "tanh", "hard_tanh"):
+        a = fp.edge_of_chaos(name, sb, target="cpu")
+        b = fp.edge_of_chaos(name, sb, target="cpu", tables=False)
+        np.testing.assert_allclose(a, b, rtol=1e-11)
