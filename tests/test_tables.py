@@ -73,7 +73,7 @@ def test_correlation_map_near_plus_and_minus_one_is_the_exact_integral(name):
     # c within 1e-12 of ±1 lies outside the tables: the map falls back to the exact rule
     k = kernels(name)
     scr = np.empty(k.scratch_size)
-    for q in (1e-3, 2.0, 1e3):
+    for q in (0.05, 3.0, 400.0):  # the panels the test above builds
         for c in (1 - 1e-12, -1 + 1e-12, I.C_HI + 1e-9):
             exact = (2.0**2 * k.pair(q, c, scr)[0] + 0.3**2) / q
             assert fp.correlation_map(c, 2.0, 0.3, name, q=q) == pytest.approx(exact, rel=1e-13, abs=1e-300)
@@ -171,3 +171,15 @@ def test_edge_of_chaos_at_zero_bias_is_as_accurate_as_elsewhere():
         a = fp.edge_of_chaos(name, sb, target="cpu")
         b = fp.edge_of_chaos(name, sb, target="cpu", tables=False)
         np.testing.assert_allclose(a, b, rtol=1e-11)
+
+
+def test_a_point_next_to_the_edge_converges_from_the_tables_start():
+    # χ_1 = 1 + 9e-6, c* = 0.999958 just beyond the pair table: the exact Newton starts
+    # from the table's last iterate, next to c*, where C' = 1 − 1e-5 makes c* itself
+    # uncertain by ~4e-11; it used to dither there until its cap (NOT_CONVERGED)
+    sw, sb = 1.3824582458245827, 0.28472847284728475  # a point of the 10⁴ × 10⁴ benchmark grid
+    a = fp.meanfield_grid("tanh", [sw], [sb], target="cpu")
+    b = fp.meanfield_grid("tanh", [sw], [sb], target="cpu", tables=False)
+    assert a.status[0, 0] == 0 and b.status[0, 0] == 0 and a.c_star[0, 0] > I.C_HI
+    assert a.c_star[0, 0] == pytest.approx(b.c_star[0, 0], abs=1e-10)
+    assert a.chi_c[0, 0] == pytest.approx(b.chi_c[0, 0], rel=1e-9)

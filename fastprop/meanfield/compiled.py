@@ -100,6 +100,7 @@ def fixed_points_module(act):
     return _spec(
         act, "fixed_points", " ".join(m.__name__ for m in parts), ev=act.eval3, moments_at=parts[0].moments_at,
         mehler=parts[1].mehler, mehler_root=parts[1].mehler_root, pair=parts[2].pair,
+        HAS_KERNEL=act.kernel is not None,
     )  # fmt: skip
 
 

@@ -30,7 +30,7 @@ from ..run.targets import n_chunks
 from .common import _NEED_EXACT, _PENDING, KMEHLER, grid_positions, store_point
 from .compiled import kernels
 from .cpu import finish_pending, interleave_stride
-from .interpolants import DEG_T
+from .interpolants import DEG_T, NQ, mark_panels
 
 __all__ = ["run_grid", "run_edge"]
 
@@ -100,22 +100,23 @@ def run_grid(act, sw, sb, out, bar, tab):
     _launch(grid, n, 0, d_sw, d_sb, [cuda.to_device(a) for a in tab.arrays], d_out, bar)
     st = d_out[7].copy_to_host()
     if np.any(st & _PENDING):
-        d_out[0].copy_to_host(out[0])
-        out[7][...] = st
-        finish_pending_panels(tab, out)
+        q = d_out[0].copy_to_host()[(st & _PENDING) != 0]
+        # the panels of these q, and their neighbours: the GPU's log may round a q on a
+        # panel boundary the other way
+        need = np.zeros(NQ, dtype=np.bool_)
+        mark_panels(q, NQ, need)
+        need[:-1] |= need[1:].copy()
+        need[1:] |= need[:-1].copy()
+        tab.build_panels(np.nonzero(need)[0])
         _launch(grid, n, _PENDING, d_sw, d_sb, [cuda.to_device(a) for a in tab.arrays], d_out)
     for d, a in zip(d_out, out, strict=True):
         d.copy_to_host(a)
-    if np.any(out[7] & _NEED_EXACT):
+    redo = _NEED_EXACT | _PENDING
+    if np.any(out[7] & redo):  # on the CPU, with the exact path where the tables end
         k = kernels(act, "parallel")
         m = grid_positions(n)
-        k.grid_driver(sw, sb, 0, m, interleave_stride(n), _NEED_EXACT, n_chunks(m, "parallel"), tab.arrays, *out)
+        k.grid_driver(sw, sb, 0, m, interleave_stride(n), redo, n_chunks(m, "parallel"), tab.arrays, *out)
         finish_pending(k, tab, sw, sb, out, "parallel")
-
-
-def finish_pending_panels(tab, out):
-    """Build the pair boxes of the ln q panels of the points flagged ``_PENDING``."""
-    tab.ensure_pairs(out[0][(out[7] & _PENDING) != 0])
 
 
 def run_edge(act, sb, lo, hi, nscan, tab):

@@ -75,7 +75,8 @@ def edge(sb, lo, hi, nscan, tab, exact):
                 return math.nan, _NEED_EXACT
             if ft >= 0.0:
                 return t, chi1_at(t, sb, tab, exact)[1]
-            a, fa = t * (1.0 + TRANSITION_STEP), ft
+            if t * (1.0 + TRANSITION_STEP) < b:
+                a, fa = t * (1.0 + TRANSITION_STEP), ft
     side = 0
     for _ in range(MAXIT):
         x = b - fb * (b - a) / (fb - fa)

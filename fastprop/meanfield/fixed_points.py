@@ -37,8 +37,8 @@ from fastprop.meanfield.interpolants import (
 )
 from fastprop.run.compile import bound
 
-ev, moments_at, mehler, mehler_root, pair, CACHE = bound(
-    __name__, "ev", "moments_at", "mehler", "mehler_root", "pair", "CACHE"
+ev, moments_at, mehler, mehler_root, pair, HAS_KERNEL, CACHE = bound(
+    __name__, "ev", "moments_at", "mehler", "mehler_root", "pair", "HAS_KERNEL", "CACHE"
 )
 
 
@@ -126,7 +126,7 @@ def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr, tab, exact):
         return 0.0, w2 * e_dphi * e_dphi, 0
     coef = scr[: KMEHLER + 1]
     if hermite_table(q, tab[0], tab[1], coef, scr[WORK_SIZE - DEG_T : WORK_SIZE]):
-        c, slope, done = mehler_root(coef, e_phi2, q, sw, sb, TOL)
+        c, slope, done = mehler_root(coef, e_phi2, q, sw, sb, HERMITE_SLACK)
     elif exact:
         c, slope, done = mehler(q, sw, sb, e_phi2, scr)
     else:
@@ -139,11 +139,13 @@ def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr, tab, exact):
         return c, slope, 0
     if state == 0:
         return math.nan, math.nan, _PENDING
-    if not exact:
+    if not exact and not HAS_KERNEL:  # a closed-form pair integral needs no work space
         return math.nan, math.nan, _NEED_EXACT
     return c_star_exact(q, sw, sb, c, scr)
 
 
+HERMITE_SLACK = (1.0 + 2.0 * math.sqrt(KMEHLER + 1.0)) * TOL
+"""Error of R = E φ² − Σ a_n² from tabulated a_n (each within TOL·√E φ²), relative to E φ²."""
 WORK_SIZE = KMEHLER + 1 + 3 * DEG_T
 """Work space of the table path of a point: the Hermite coefficients, one collapsed
 box and the Chebyshev polynomials at one point."""
@@ -159,20 +161,22 @@ def c_star_table(q, sw, sb, c, tab, work, tk):
     w2 = sw * sw
     b2 = sb * sb
     box = -1
+    c0 = c
     start = c < C_LO  # first check that C_LO is still left of c* (C(C_LO) > C_LO)
     if start:
         c = C_LO
     i, x = q_panel(q, NQ)
     if i < 0:
-        return c, math.nan, -1
+        return c0, math.nan, -1
+    moved_up = False
     for _ in range(MAXIT):
         j, y = theta_box(c)
         if j < 0:
-            return c, math.nan, -1
+            return c if not start else c0, math.nan, -1
         if j != box:
             st = tab[3][i, j]
             if st != 1:
-                return c, math.nan, st
+                return c if not start else c0, math.nan, st
             collapse(tab[2], i, j, x, work, tk)
             box = j
         n = cheb_theta(work, 0, y)
@@ -180,15 +184,17 @@ def c_star_table(q, sw, sb, c, tab, work, tk):
         g = (w2 * n + b2) / q - c
         if start:
             if not g > 0.0:
-                return c, math.nan, -1
+                return c0, math.nan, -1
             start = False
         if not slope < 1.0:
             return c, math.nan, -1
         step = -g / (slope - 1.0)
-        if abs(step) <= 4e-16:
+        if abs(step) <= 4e-16 or (step < 0.0 and moved_up and -step <= 1e-10):
+            # converged; a small step back after steps up is rounding, not a crossing
             return c + step, slope, 1
-        if step < 0.0:  # rounding only: c is at c*
-            return c, slope, 1
+        # from a start above c* (the tables' own error) the first step is down, to
+        # at most c* (C is convex); from there the iterates rise monotonically
+        moved_up = step > 0.0
         c += step
     return c, math.nan, -1
 
@@ -211,7 +217,9 @@ def c_star_exact(q, sw, sb, c, scr):
         else:
             hi = c
         step = -g / (slope - 1.0) if slope < 1.0 else math.nan
-        if abs(step) <= C_TOL:
+        # C is known to a few ulps, so next to the edge (C' → 1) c* itself is only
+        # determined to ~4e-16/(1 − C'): a step at that level is converged
+        if abs(step) <= max(C_TOL, 4e-16 / (1.0 - slope)):
             # quadratic convergence: c + step is exact to ~step²; χ_c at c differs
             # from χ_c at c* by C''·step, which is large where C'' is (kinked φ
             # near c = 1): with C'' known it is added, otherwise χ_c is C' at c*

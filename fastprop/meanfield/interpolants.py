@@ -214,3 +214,12 @@ def cheb_theta(col, f, y):
     for k in range(DEG_T - 1, 0, -1):
         d1, d2 = y2 * d1 - d2 + col[f * DEG_T + k], d1
     return y * d1 - d2 + col[f * DEG_T]
+
+
+@njit(cache=True)
+def mark_panels(q, n, need):
+    """need[i] = True for the ln q panel i (of ``n``) of every q (:func:`q_panel`'s rule)."""
+    for v in q:
+        i, _ = q_panel(v, n)
+        if i >= 0:
+            need[i] = True

@@ -74,7 +74,7 @@ def mehler_root(coef, e2, q, sw, sb, slack):
     rest = max(rest, 0.0) + slack * e2  # R, with room for the errors in the difference
     w2 = sw * sw
     b2 = sb * sb
-    scale = w2 * rest / q
+    scale = max(w2 * rest / q, 1e-300)
     c_r = min((1e-16 / scale) ** (1.0 / (KMEHLER + 1)), (1e-15 / (scale * (KMEHLER + 1))) ** (1.0 / KMEHLER))
     if c_r < 1.0:
         p = 0.0

@@ -57,7 +57,7 @@ from ..activations import activation as _activation
 from ..run import compile as _compile
 from .common import KMEHLER, Q_MAX
 from .compiled import kernels
-from .interpolants import DEG, DEG_T, HERM0, LNQ_LO, NF1, NQ, NQ1, THETA_HI, TOL, J
+from .interpolants import DEG, DEG_T, HERM0, LNQ_LO, NF1, NQ, NQ1, THETA_HI, TOL, J, mark_panels
 
 __all__ = ["Tables", "tables", "exact_tables"]
 
@@ -135,10 +135,9 @@ class Tables:
 
     def ensure_pairs(self, q):
         """Build (and certify) the pair boxes of the ln q panels holding the values ``q``."""
-        q = np.asarray(q, dtype=np.float64).reshape(-1)
-        q = q[(q > 0) & np.isfinite(q)]
-        panels = np.unique(np.floor(np.log(q) - LNQ_LO).astype(np.int64)) if q.size else np.empty(0, np.int64)
-        self.build_panels(panels[(panels >= 0) & (panels < NQ)])
+        need = np.zeros(NQ, dtype=np.bool_)
+        mark_panels(np.ascontiguousarray(q, dtype=np.float64).reshape(-1), NQ, need)
+        self.build_panels(np.nonzero(need)[0])
 
     def build_panels(self, panels):
         """Build the pair boxes of the ln q panels ``panels`` that are not built yet."""
@@ -187,7 +186,7 @@ class Tables:
         try:
             with np.load(self._path) as f:
                 arrays = {k: f[k] for k in ("T1", "OK1", "T2", "OK2", "K0")}
-        except (OSError, ValueError, KeyError):
+        except Exception:  # unreadable (truncated, another format): build afresh and overwrite
             return False
         for name, a in arrays.items():
             if a.shape != getattr(self, name).shape or a.dtype != getattr(self, name).dtype:
@@ -201,13 +200,15 @@ class Tables:
         import os
         import tempfile
 
+        tmp = None
         try:
             fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".tmp-", suffix=".npz")
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, T1=self.T1, OK1=self.OK1, T2=self.T2, OK2=self.OK2, K0=self.K0)
-            os.replace(tmp, self._path)
+            os.replace(tmp, self._path)  # atomic; a concurrent writer's panels are rebuilt when needed
         except OSError:
-            pass
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
 
     def report(self):
         """A short account: certified panels and boxes, failures, build time in this process."""
