@@ -219,7 +219,7 @@ def c_star_exact(q, sw, sb, c, scr):
         step = -g / (slope - 1.0) if slope < 1.0 else math.nan
         # C is known to a few ulps, so next to the edge (C' → 1) c* itself is only
         # determined to ~4e-16/(1 − C'): a step at that level is converged
-        if abs(step) <= max(C_TOL, 4e-16 / (1.0 - slope)):
+        if slope < 1.0 and abs(step) <= max(C_TOL, 4e-16 / (1.0 - slope)):
             # quadratic convergence: c + step is exact to ~step²; χ_c at c differs
             # from χ_c at c* by C''·step, which is large where C'' is (kinked φ
             # near c = 1): with C'' known it is added, otherwise χ_c is C' at c*
