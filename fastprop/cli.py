@@ -11,6 +11,7 @@ then keeps a checkpoint that ``--resume`` continues).
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import platform
@@ -33,8 +34,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------- arguments
-def _axis(text):
-    """``start:stop:num`` (inclusive linspace) or a comma-separated list."""
+def _axis(text, per_value=8):
+    """``start:stop:num`` (inclusive linspace) or a comma-separated list; refused before
+    it is built when ``per_value`` bytes for each of its values would not fit (a grid
+    axis: a grid has at least that many points)."""
     try:
         if ":" in text:
             parts = text.split(":")
@@ -46,7 +49,7 @@ def _axis(text):
             from fastprop.run.resources import ResourceError, require
 
             try:
-                require(8 * num, f"an axis of {num} values")
+                require(per_value * num, f"an axis of {num} values")
             except ResourceError as exc:
                 raise argparse.ArgumentTypeError(str(exc)) from None
             return np.linspace(start, stop, num)
@@ -116,10 +119,15 @@ def _parser():
         "diagram with the χ_1 = 1 contour and q* along the edge of chaos.",
     )
     g.add_argument("--activation", default="tanh", help="activation name (default: tanh)")
+    from .meanfield.grid import GRID_BYTES_PER_POINT
+
+    grid_axis = functools.partial(_axis, per_value=GRID_BYTES_PER_POINT)
     g.add_argument(
-        "--sigma-w", type=_axis, default=_axis("0.1:4:200"), help="σ_w axis, start:stop:num (default 0.1:4:200)"
+        "--sigma-w", type=grid_axis, default=_axis("0.1:4:200"), help="σ_w axis, start:stop:num (default 0.1:4:200)"
     )
-    g.add_argument("--sigma-b", type=_axis, default=_axis("0:2:100"), help="σ_b axis, start:stop:num (default 0:2:100)")
+    g.add_argument(
+        "--sigma-b", type=grid_axis, default=_axis("0:2:100"), help="σ_b axis, start:stop:num (default 0:2:100)"
+    )
     _common(g, "fastprop_grid.npz")
 
     e = sub.add_parser(
