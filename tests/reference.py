@@ -195,12 +195,15 @@ NP_PHI = {
 }
 
 
-def pair_trapezoid(name, q, c, n=6001):
+def pair_trapezoid(name, q, c, n=2401):
     """(E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂)) by the trapezoidal rule in u± = (u₁ ± u₂)/2.
 
     u₊ and u₋ are independent with variances q(1 ± c)/2, and the integrand is
     analytic, so the rule converges exponentially in n (a third method, sharing
-    nothing with the nested adaptive quadrature or with fastprop).
+    nothing with the nested adaptive quadrature or with fastprop). Its error is
+    about e^{−2πa/Δh} for φ analytic in |Im h| < a (a ≥ π/2 here) and spacing Δh in
+    h: with n = 2401 on z ∈ [−10, 10] and q(1 ± c)/2 ≤ 300, Δh ≤ 0.15 and the error
+    is below e^{−60}.
     """
     phi, dphi = NP_PHI[name]
     z = np.linspace(-10, 10, n)
