@@ -180,3 +180,10 @@ def test_a_point_next_to_the_edge_converges_from_the_tables_start():
     assert a.status[0, 0] == 0 and b.status[0, 0] == 0 and a.c_star[0, 0] > I.C_HI
     assert a.c_star[0, 0] == pytest.approx(b.c_star[0, 0], abs=1e-10)
     assert a.chi_c[0, 0] == pytest.approx(b.chi_c[0, 0], rel=1e-9)
+
+
+def test_tables_flag_must_be_a_bool():
+    with pytest.raises(TypeError, match="tables must be a bool"):
+        fp.meanfield_grid("tanh", [1.0], [0.0], tables="no")
+    with pytest.raises(TypeError, match="tables must be a bool"):
+        fp.edge_of_chaos("tanh", 0.1, tables=1)

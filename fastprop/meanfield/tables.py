@@ -267,26 +267,11 @@ def _dct1(vals):
     return out
 
 
-@njit(cache=True)
 def _dct2(vals):
-    """Two-dimensional version of :func:`_dct1` over the last two axes of vals[f, x, y]."""
-    n, nt = vals.shape[1], vals.shape[2]
-    tmp = np.zeros_like(vals)
-    out = np.zeros_like(vals)
-    for f in range(vals.shape[0]):
-        for a in range(n):
-            for k in range(nt):
-                s = 0.0
-                for i in range(nt):
-                    s += vals[f, a, i] * math.cos(math.pi * k * (i + 0.5) / nt)
-                tmp[f, a, k] = s * (1.0 if k == 0 else 2.0) / nt
-        for k in range(nt):
-            for m in range(n):
-                s = 0.0
-                for i in range(n):
-                    s += tmp[f, i, k] * math.cos(math.pi * m * (i + 0.5) / n)
-                out[f, m, k] = s * (1.0 if m == 0 else 2.0) / n
-    return out
+    """Two-dimensional version of :func:`_dct1` over the last two axes of vals[f, x, y]:
+    the transform along y, then along x."""
+    along_y = _dct1(vals)
+    return _dct1(np.ascontiguousarray(along_y.transpose(0, 2, 1))).transpose(0, 2, 1)
 
 
 def _eval1(T1, x):
