@@ -187,3 +187,46 @@ def test_tables_flag_must_be_a_bool():
         fp.meanfield_grid("tanh", [1.0], [0.0], tables="no")
     with pytest.raises(TypeError, match="tables must be a bool"):
         fp.edge_of_chaos("tanh", 0.1, tables=1)
+
+
+@pytest.mark.parametrize("name", ("tanh", "selu", "hard_tanh", "gelu"))
+def test_start_table_is_within_its_error_of_the_exact_c_star(name):
+    t, k = tables(name), kernels(name)
+    t.ensure_pairs([3.0, 400.0])
+    ex = exact_tables(name).arrays
+    scr = np.empty(k.scratch_size)
+    rng = np.random.default_rng(17)
+    for q0 in (3.0, 400.0):
+        i, _ = I.q_panel(q0, I.NQ)
+        if name in ("tanh", "selu"):
+            assert 0.0 < t.SD[i] < 1e-6, t.SD[i]  # the fast path is there, and close
+        if t.SD[i] <= 0.0:
+            continue
+        for _ in range(5):
+            q = math.exp(I.LNQ_LO + i + rng.uniform())
+            u = rng.uniform()
+            m = k.moments(q)
+            hat = q * m[3] / m[2]  # χ̂: the largest χ_1 at this q*
+            chi1 = 1.0 + u * (hat - 1.0)
+            s = 1.0 - chi1 / hat  # σ_b²/q*
+            w2 = q * (1.0 - s) / m[2]
+            c, _, st = k.c_star(q, math.sqrt(w2), math.sqrt(s * q), m[0], m[1], m[2], chi1, scr, ex, True)
+            assert st == 0
+            state, est, err = k.modules[3].c_star_start(q, w2, m[2], chi1, t.arrays)
+            assert state == 1 and err == t.SD[i]
+            assert abs(est - c) <= err, (q, u, est, c, err)
+
+
+def test_mehler_root_is_the_same_from_any_start():
+    name, sw, sb = "tanh", 2.5, 0.3
+    k = kernels(name)
+    q = k.q_star(sw, sb, tables(name).arrays, True)[0]
+    coef = np.empty(I.KMEHLER + 1)
+    k.hermite_coefficients(q, np.empty(k.scratch_size), coef)
+    e2 = k.moments(q)[2]
+    root = k.modules[1].mehler_root
+    c0, s0, done = root(coef, e2, q, sw, sb, 1e-15, 0.0)
+    assert done and 0.0 < c0 < I.C_LO
+    for start in (0.5 * c0, c0 + 0.01, 0.6, 0.9999):  # the last ones are past the model's minimum
+        c, s, d = root(coef, e2, q, sw, sb, 1e-15, start)
+        assert d and c == pytest.approx(c0, abs=1e-15) and s == pytest.approx(s0, rel=1e-13)

@@ -59,7 +59,13 @@ activation as piecewise Chebyshev interpolants in ln q (and θ = arccos c, on
 boxes graded towards c = 1), built from the quadrature below and certified to
 1e-13 of it at fresh points (:mod:`fastprop.meanfield.tables`, layout in
 :mod:`fastprop.meanfield.interpolants`). Each point then solves its fixed
-points by Newton on the interpolants (about 1 µs a point). Where no certified
+points by Newton on the interpolants (about 1 µs a point; q* by Newton on E φ²
+and its derivative alone, the other moments at the last step). On the table path
+c* starts from a start table: at q* = q the point's c* depends only on
+t = (χ_1 − 1)/(χ̂ − 1), χ̂ = q E φ'²/E φ², so c*(ln q, t) is tabulated per pair
+panel (not certified; its measured error, doubled, puts the start below c*),
+and Newton on the pair table takes two or three steps in one box; where the start
+says c* < 0.25, the Mehler model below starts there. Where no certified
 table covers a value (q below 4e-11, c* above 0.99995 next to the edge of
 chaos, c < 0.25 when the Mehler series has not converged, a kinked φ's panel
 that failed its certificate) the point takes the exact per-point path

@@ -25,6 +25,7 @@ from fastprop.meanfield.common import (
     depth_scale,
 )
 from fastprop.meanfield.interpolants import (
+    C_HI,
     C_LO,
     DEG_T,
     NQ,
@@ -33,12 +34,13 @@ from fastprop.meanfield.interpolants import (
     collapse,
     hermite_table,
     q_panel,
+    start_table,
     theta_box,
 )
 from fastprop.run.compile import bound
 
-ev, moments_at, mehler, mehler_root, pair, HAS_KERNEL, CACHE = bound(
-    __name__, "ev", "moments_at", "mehler", "mehler_root", "pair", "HAS_KERNEL", "CACHE"
+ev, moments_at, length_moments_at, mehler, mehler_root, pair, HAS_KERNEL, CACHE = bound(
+    __name__, "ev", "moments_at", "length_moments_at", "mehler", "mehler_root", "pair", "HAS_KERNEL", "CACHE"
 )
 
 
@@ -48,7 +50,11 @@ def q_star_moments(sw, sb, tab, exact):
     module docstring) and the moments at q* (within 1e-15 relative) when
     Newton ended there, else NaNs. The moments come from the tables ``tab``
     (:mod:`fastprop.meanfield.interpolants`) where they cover q, else from the
-    quadrature when ``exact``; otherwise the status is ``_NEED_EXACT``."""
+    quadrature when ``exact``; otherwise the status is ``_NEED_EXACT``.
+
+    Newton needs only E φ² and its q-derivative; all five moments are evaluated
+    once the step is small (``_FULL_STEP``), so that the last iterate carries them.
+    """
     none = (math.nan, math.nan, math.nan, math.nan, math.nan)
     w2 = sw * sw
     b2 = sb * sb
@@ -63,12 +69,18 @@ def q_star_moments(sw, sb, tab, exact):
     lo = 0.0
     hi = math.inf
     grow = 4.0
+    full = False
+    m = none
     for _ in range(MAXIT):
-        ok, m = moments_at(x, tab, exact)
+        if full:
+            ok, m = moments_at(x, tab, exact)
+            e2, de2 = m[2], m[4]
+        else:
+            ok, e2, de2 = length_moments_at(x, tab, exact)
         if not ok:
             return x, _NEED_EXACT, none
-        g = w2 * m[2] + b2 - x
-        dg = w2 * m[4] - 1.0
+        g = w2 * e2 + b2 - x
+        dg = w2 * de2 - 1.0
         if g == 0.0:
             return x, 0, m
         if g > 0.0:
@@ -95,8 +107,15 @@ def q_star_moments(sw, sb, tab, exact):
                     xn = 0.5 * (lo + hi)
             if abs(xn - x) <= Q_RTOL * x or hi - lo <= Q_RTOL * hi:
                 return xn, 0, m
+        full = abs(xn - x) <= _FULL_STEP * x
+        m = none
         x = xn
     return x, _NOT_CONVERGED, none
+
+
+_FULL_STEP = 1e-6
+"""A Newton step on q* this small (relative) is followed by the last one (the error is
+then ~step² ≪ ``Q_RTOL``): that iterate evaluates all five moments."""
 
 
 @njit(cache=CACHE)
@@ -110,7 +129,9 @@ def q_star(sw, sb, tab, exact):
 def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr, tab, exact):
     """(c*, χ_c, status) at q* > 0 (see module docstring); ``scr``: work space.
 
-    The truncated Mehler model (Hermite coefficients from the table, or by
+    Where the start table (:func:`c_star_start`) puts c* in the pair table, Newton
+    on the pair table starts there, below c* by the start table's error.
+    Otherwise the truncated Mehler model (Hermite coefficients from the table, or by
     quadrature) gives c* when its remainder is below rounding; otherwise its
     root c_M ≤ c* starts Newton on the tabulated pair integrals, which
     converges monotonically from the left (C is convex and increasing on
@@ -124,17 +145,28 @@ def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr, tab, exact):
         return 1.0, chi1, 0
     if w2 * e_phi * e_phi + b2 <= 0.0:  # C(0) = 0: odd φ without bias
         return 0.0, w2 * e_dphi * e_dphi, 0
+    tk = scr[WORK_SIZE - DEG_T : WORK_SIZE]
+    work = scr[KMEHLER + 1 : WORK_SIZE - DEG_T]
+    state, c, err = c_star_start(q, w2, e_phi2, chi1, tab)
+    if state == 0:
+        return math.nan, math.nan, _PENDING
+    start = min(max(c - err, 0.0), C_HI) if state == 1 else 0.0
+    if start >= C_LO:
+        c, slope, state = c_star_table(q, sw, sb, start, tab, work, tk)
+        if state == 1:
+            return c, slope, 0
+        # rare (an iterate left the table, or the start was not below c* after all):
+        # the path below
     coef = scr[: KMEHLER + 1]
-    if hermite_table(q, tab[0], tab[1], coef, scr[WORK_SIZE - DEG_T : WORK_SIZE]):
-        c, slope, done = mehler_root(coef, e_phi2, q, sw, sb, HERMITE_SLACK)
+    if hermite_table(q, tab[0], tab[1], coef, tk):
+        c, slope, done = mehler_root(coef, e_phi2, q, sw, sb, HERMITE_SLACK, start)
     elif exact:
         c, slope, done = mehler(q, sw, sb, e_phi2, scr)
     else:
         return math.nan, math.nan, _NEED_EXACT
     if done:
         return c, slope, 0
-    tk = scr[WORK_SIZE - DEG_T : WORK_SIZE]
-    c, slope, state = c_star_table(q, sw, sb, c, tab, scr[KMEHLER + 1 : WORK_SIZE - DEG_T], tk)
+    c, slope, state = c_star_table(q, sw, sb, c, tab, work, tk)
     if state == 1:
         return c, slope, 0
     if state == 0:
@@ -142,6 +174,22 @@ def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr, tab, exact):
     if not exact and not HAS_KERNEL:  # a closed-form pair integral needs no work space
         return math.nan, math.nan, _NEED_EXACT
     return c_star_exact(q, sw, sb, c, scr)
+
+
+@njit(cache=CACHE)
+def c_star_start(q, w2, e_phi2, chi1, tab):
+    """(state, c, err): the start table's estimate of c* at q* = q for a point with
+    σ_w² = ``w2`` and χ_1 = ``chi1`` > 1, and its error bound; state 1: available,
+    0: the panel's start table is not built yet, −1: none (layout in
+    :mod:`fastprop.meanfield.interpolants`: t = (χ_1 − 1)/(χ̂ − 1), χ̂ = q E φ'²/E φ² = q χ_1/(σ_w² E φ²))."""
+    i, x = q_panel(q, NQ)
+    if i < 0:
+        return -1, math.nan, math.nan
+    err = tab[6][i]
+    if err <= 0.0:
+        return (0 if err == 0.0 else -1), math.nan, math.nan
+    t = (chi1 - 1.0) / (q * chi1 / (w2 * e_phi2) - 1.0)
+    return 1, start_table(tab[5], i, x, min(max(t, 0.0), 1.0)), err
 
 
 HERMITE_SLACK = (1.0 + 2.0 * math.sqrt(KMEHLER + 1.0)) * TOL

@@ -27,6 +27,16 @@ Layout
   ~1/√q. ``OK2[i, j]``: 1 certified, 0 not built yet, −1 failed certification
   (the exact path is used there).
 * ``K0`` holds limits: K0[0] = dE φ²/dq and K0[1] = E φ'² at q → 0⁺.
+* Start table ``S[i, k, l]`` (k < ``SQ`` in ln q, l < ``ST`` in t) on each pair panel:
+  c* as a Chebyshev series in (ln q, t) with t = (χ_1 − 1)/(χ̂ − 1) ∈ (0, 1],
+  where χ̂(q) = q E φ'²/E φ² is the largest χ_1 a fixed point q* = q can have
+  (σ_b = 0). At given q* the point's σ_b²/q* = 1 − χ_1/χ̂ and its c* depend on t
+  alone (c* is a fixed point of c ↦ s + (1 − s) N(q, c)/E φ², s = σ_b²/q); the
+  chaotic phase is t > 0, where c* leaves 1 smoothly (linearly for smooth φ,
+  quadratically for kinked φ). Not certified: it gives Newton on the pair table a
+  start within ``SD[i]`` of c* (its error at fresh points, doubled), so that a
+  point needs one collapsed box and two or three Newton steps. ``SD[i]`` = 0:
+  not built yet; < 0: none (no pair table, or χ̂ too close to 1 on the panel).
 
 A point outside the table (q beyond its range, c outside [C_LO, C_HI], a panel
 that failed) is computed by the exact per-point quadrature instead.
@@ -55,6 +65,10 @@ THETA_HI = math.acos(C_LO)
 J = 7
 THETA_LO = THETA_HI / 2.0**J
 C_HI = math.cos(THETA_LO)
+SQ = 8
+"""Chebyshev terms of the start table in ln q."""
+ST = 24
+"""Chebyshev terms of the start table in t."""
 TOL = 1e-13
 """Certified error of every table entry, relative to its scale (:mod:`fastprop.meanfield.tables`)."""
 
@@ -104,6 +118,21 @@ def moments_table(q, T1, OK1):
         x * a0 - b0 + T1[i, 0, 0], x * a1 - b1 + T1[i, 1, 0], x * a2 - b2 + T1[i, 2, 0],
         x * a3 - b3 + T1[i, 3, 0], x * a4 - b4 + T1[i, 4, 0],
     )  # fmt: skip
+
+
+@njit(cache=True)
+def length_table(q, T1, OK1):
+    """(ok, E φ², dE φ²/dq) at q from the table (what Newton on q* needs; two
+    Clenshaw recurrences side by side); ok as in :func:`moments_table`."""
+    i, x = q_panel(q, NQ1)
+    if i < 0 or OK1[i, 0] != 1:
+        return False, math.nan, math.nan
+    x2 = 2.0 * x
+    a2 = a4 = b2 = b4 = 0.0
+    for k in range(DEG - 1, 0, -1):
+        a2, b2 = x2 * a2 - b2 + T1[i, 2, k], a2
+        a4, b4 = x2 * a4 - b4 + T1[i, 4, k], a4
+    return True, x * a2 - b2 + T1[i, 2, 0], x * a4 - b4 + T1[i, 4, 0]
 
 
 @njit(cache=True)
@@ -214,6 +243,27 @@ def cheb_theta(col, f, y):
     for k in range(DEG_T - 1, 0, -1):
         d1, d2 = y2 * d1 - d2 + col[f * DEG_T + k], d1
     return y * d1 - d2 + col[f * DEG_T]
+
+
+@njit(cache=True)
+def start_table(S, i, x, t):
+    """The start table's c* on pair panel i at the Chebyshev variable x (ln q) and
+    t ∈ [0, 1] (layout above): Clenshaw in t over Clenshaw sums in x, as :func:`_cheb2`."""
+    y = 2.0 * t - 1.0
+    x2 = 2.0 * x
+    y2 = 2.0 * y
+    d1 = 0.0
+    d2 = 0.0
+    for k in range(ST - 1, -1, -1):
+        b1 = 0.0
+        b2 = 0.0
+        for m in range(SQ - 1, 0, -1):
+            b1, b2 = x2 * b1 - b2 + S[i, m, k], b1
+        col = x * b1 - b2 + S[i, 0, k]
+        if k == 0:
+            return y * d1 - d2 + col
+        d1, d2 = y2 * d1 - d2 + col, d1
+    return math.nan
 
 
 @njit(cache=True)

@@ -53,7 +53,7 @@ def hermite_coefficients(q, scr, coef):
 
 
 @njit(cache=CACHE)
-def mehler_root(coef, e2, q, sw, sb, slack):
+def mehler_root(coef, e2, q, sw, sb, slack, start):
     """Fixed point of the truncated Mehler model of the correlation map.
 
     With h_n the normalised Hermite polynomials, φ(√q z) = Σ a_n h_n(z) and
@@ -62,6 +62,9 @@ def mehler_root(coef, e2, q, sw, sb, slack):
     at or below c*. The neglected terms are at most R·c^{K+1} (and their
     derivative at most (K+1)·R·c^K) with R = E φ² − Σ_{n≤K} a_n² (``e2`` is
     E φ²; ``slack``·E φ² is added to R for the error of the a_n and of e2).
+    Newton on the model starts at ``start`` ∈ [0, 1) (an estimate of c*; from the
+    right of c_M it steps down once, the model being convex) or at 0 where the
+    model's slope there is not below 1.
     Returns (c, slope, exact): where ``exact``, c is c* and the slope χ_c.
     Otherwise c ≤ c* is a safe start for Newton on the exact map: the largest c
     at which the bounds are below rounding, c_R, when the model is still above
@@ -82,7 +85,7 @@ def mehler_root(coef, e2, q, sw, sb, slack):
             p = p * c_r + coef[n] * coef[n]
         if (w2 * p + b2) / q > c_r:  # C(c_R) ≥ model(c_R) > c_R: c* > c_R
             return c_r, math.nan, False
-    c = 0.0
+    c = start
     dp = 0.0
     for _ in range(MAXIT):
         p = 0.0
@@ -94,10 +97,16 @@ def mehler_root(coef, e2, q, sw, sb, slack):
         g = (w2 * p + b2) / q - c
         dg = w2 * dp / q - 1.0
         if not dg < 0.0:
+            if c == start and c > 0.0:  # the start is past the model's minimum
+                c = 0.0
+                continue
             break
         step = -g / dg
         c += step
-        if abs(step) <= 1e-15 or not 0.0 <= c < 1.0:
+        if c < 0.0:  # a first step down from a start right of c_M may pass 0: go on from 0
+            c = 0.0
+            continue
+        if abs(step) <= 1e-15 or not c < 1.0:
             break
     c = min(max(c, 0.0), 1.0 - 1e-12)
     ck = c**KMEHLER
@@ -111,4 +120,4 @@ def mehler(q, sw, sb, e2, scr):
     (``scr``: the point's work space, at least ``SCRATCH_SIZE`` values)."""
     coef = scr[3 * MAX_NODES : 3 * MAX_NODES + KMEHLER + 1]
     hermite_coefficients(q, scr, coef)
-    return mehler_root(coef, e2, q, sw, sb, 1e-15)
+    return mehler_root(coef, e2, q, sw, sb, 1e-15, 0.0)

@@ -8,7 +8,7 @@ import math
 
 from numba import njit
 
-from fastprop.meanfield.interpolants import moments_table
+from fastprop.meanfield.interpolants import length_table, moments_table
 from fastprop.quadrature import GL_W, GL_X, NGL, Q_TINY, ZMAX, gauss_weight
 from fastprop.run.compile import bound
 
@@ -63,6 +63,17 @@ def moments_at(q, tab, exact):
     if ok or not exact:
         return ok, m
     return True, moments(q)
+
+
+@njit(cache=CACHE)
+def length_moments_at(q, tab, exact):
+    """(ok, E φ², dE φ²/dq) at q: the two moments Newton on q* needs, from the
+    tables where they cover q (two series instead of five), else as :func:`moments_at`."""
+    ok, e2, de2 = length_table(q, tab[0], tab[1])
+    if ok or not exact:
+        return ok, e2, de2
+    m = moments(q)
+    return True, m[2], m[4]
 
 
 @njit(cache=CACHE)

@@ -38,7 +38,12 @@ The one-dimensional table (485 panels of 16 nodes) is built when an
 activation is first used (about 0.1 s). The pair boxes are built on
 demand, the seven θ boxes of a ln q panel at once, when a grid or a map first
 needs that panel (the lattice rule makes this 20–500 µs per node, so a panel
-of 7 × 16 × 24 nodes takes 0.05–1 s on one core; nodes run in parallel). Both are
+of 7 × 16 × 24 nodes takes 0.05–1 s on one core; nodes run in parallel). With them
+comes the panel's start table for c* (layout in :mod:`fastprop.meanfield.interpolants`):
+c* solved at 8 × 24 (ln q, t) nodes by the path that does not use it, and its
+error at the fresh points ``CHECK_S``, doubled, which every start subtracts; it is
+not certified (Newton on the certified tables makes the answer), only measured,
+and dropped (``SD`` = −1) where that error exceeds ``START_MAX_ERR``. All are
 kept per process and written to the kernel cache directory
 (:mod:`fastprop.run.compile`), so a later process loads them.
 Activations with a closed-form kernel (relu, erf, linear) use it instead of
@@ -57,7 +62,7 @@ from ..activations import activation as _activation
 from ..run import compile as _compile
 from .common import KMEHLER, Q_MAX
 from .compiled import kernels
-from .interpolants import DEG, DEG_T, HERM0, LNQ_LO, NF1, NQ, NQ1, THETA_HI, TOL, J, mark_panels
+from .interpolants import DEG, DEG_T, HERM0, LNQ_LO, NF1, NQ, NQ1, SQ, ST, THETA_HI, TOL, J, mark_panels
 
 __all__ = ["Tables", "tables", "exact_tables"]
 
@@ -65,22 +70,28 @@ CHECK_1D = (-0.77, 0.13, 0.61)
 """Fresh points (Chebyshev variable) at which every one-dimensional panel is checked."""
 CHECK_2D = ((-0.63, -0.41), (0.22, 0.71), (0.83, -0.88), (-0.17, 0.35))
 """Fresh points (x, y) at which every pair box is checked."""
+CHECK_S = ((-0.91, 0.02), (-0.52, 0.37), (-0.05, 0.81), (0.33, 0.12), (0.58, 0.96), (0.87, 0.55), (0.1, 0.005))
+"""Fresh points (x, t) at which the start table of a pair panel is measured."""
+START_MAX_ERR = 0.05
+"""A start table whose error at the fresh points exceeds this is not used."""
 
 TAIL = 0.5
 """The last two Chebyshev coefficients of a certified panel are below ``TAIL``·TOL·scale."""
 _NODES = np.cos(np.pi * (np.arange(DEG) + 0.5) / DEG)
 _NODES_T = np.cos(np.pi * (np.arange(DEG_T) + 0.5) / DEG_T)
+_NODES_SQ = np.cos(np.pi * (np.arange(SQ) + 0.5) / SQ)
+_NODES_ST = np.cos(np.pi * (np.arange(ST) + 0.5) / ST)
 _LOCK = threading.RLock()
 _CACHE: dict = {}
-FORMAT = 1
+FORMAT = 2
 
 
 class Tables:
     """The tables of one activation (arrays of :mod:`fastprop.meanfield.interpolants`).
 
-    ``arrays`` is the tuple ``(T1, OK1, T2, OK2, K0)`` the compiled code takes;
-    :meth:`ensure_pairs` builds the pair boxes of the ln q panels of given q
-    values. ``exact=True`` makes empty tables (every point takes the exact path):
+    ``arrays`` is the tuple ``(T1, OK1, T2, OK2, K0, S, SD)`` the compiled code takes;
+    :meth:`ensure_pairs` builds the pair boxes (and start tables) of the ln q panels
+    of given q values. ``exact=True`` makes empty tables (every point takes the exact path):
     the reference the tables are tested against.
     """
 
@@ -93,6 +104,8 @@ class Tables:
         no_pairs = exact or act.kernel is not None
         self.OK2 = np.full((NQ, J), -1 if no_pairs else 0, dtype=np.int8)
         self.K0 = np.zeros(4)
+        self.S = np.zeros((NQ, SQ, ST))
+        self.SD = np.full(NQ, -1.0 if no_pairs else 0.0)
         self.build_seconds = 0.0
         self._path = None if exact else _table_path(act)
         if exact or not self._load():
@@ -103,7 +116,7 @@ class Tables:
 
     @property
     def arrays(self):
-        return (self.T1, self.OK1, self.T2, self.OK2, self.K0)
+        return (self.T1, self.OK1, self.T2, self.OK2, self.K0, self.S, self.SD)
 
     # -------------------------------------------------------------- building
     def _limits(self):
@@ -144,12 +157,14 @@ class Tables:
         import time
 
         with _LOCK:
-            todo = [int(i) for i in panels if np.any(self.OK2[int(i)] == 0)]
+            todo = [int(i) for i in panels if np.any(self.OK2[int(i)] == 0) or self.SD[int(i)] == 0.0]
             if not todo:
                 return
             t0 = time.perf_counter()
             for i in todo:
-                self._build_panel(i)
+                if np.any(self.OK2[i] == 0):
+                    self._build_panel(i)
+                self._build_start(i)
             self.build_seconds += time.perf_counter() - t0
             self._save()
 
@@ -179,13 +194,32 @@ class Tables:
             self.T2[i, j] = coef
             self.OK2[i, j] = 1 if ok else -1
 
+    def _build_start(self, i):
+        """The start table of pair panel i: c* at (ln q, t) nodes by the path that does
+        not use it, its Chebyshev coefficients, and its error at ``CHECK_S`` (doubled)."""
+        k = kernels(self.activation, "parallel")
+        xs = np.concatenate([np.repeat(_NODES_SQ, ST), [p[0] for p in CHECK_S]])
+        ts = np.concatenate([np.tile(0.5 * (_NODES_ST + 1.0), SQ), [p[1] for p in CHECK_S]])
+        sd = self.SD.copy()
+        sd[i] = -1.0  # the nodes are solved without a start table
+        vals = np.empty(xs.size)
+        k.start_nodes(np.exp(LNQ_LO + i + 0.5 * (xs + 1.0)), ts, (*self.arrays[:6], sd), vals)
+        if not np.all(np.isfinite(vals)):
+            self.SD[i] = -1.0
+            return
+        coef = _dct2(np.ascontiguousarray(vals[: SQ * ST].reshape(1, SQ, ST)))[0]
+        check = vals[SQ * ST :]
+        err = max(abs(_eval2(coef[None], x, 2.0 * t - 1.0)[0] - v) for (x, t), v in zip(CHECK_S, check, strict=True))
+        self.S[i] = coef
+        self.SD[i] = 2.0 * err + 1e-15 if err <= START_MAX_ERR else -1.0
+
     # -------------------------------------------------------------- disk cache
     def _load(self):
         if self._path is None or not self._path.exists():
             return False
         try:
             with np.load(self._path) as f:
-                arrays = {k: f[k] for k in ("T1", "OK1", "T2", "OK2", "K0")}
+                arrays = {k: f[k] for k in ("T1", "OK1", "T2", "OK2", "K0", "S", "SD")}
         except Exception:  # unreadable (truncated, another format): build afresh and overwrite
             return False
         for name, a in arrays.items():
@@ -204,20 +238,21 @@ class Tables:
         try:
             fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".tmp-", suffix=".npz")
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, T1=self.T1, OK1=self.OK1, T2=self.T2, OK2=self.OK2, K0=self.K0)
+                np.savez(f, T1=self.T1, OK1=self.OK1, T2=self.T2, OK2=self.OK2, K0=self.K0, S=self.S, SD=self.SD)
             os.replace(tmp, self._path)  # atomic; a concurrent writer's panels are rebuilt when needed
         except OSError:
             if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
 
     def report(self):
-        """A short account: certified panels and boxes, failures, build time in this process."""
+        """A short account: certified panels and boxes, failures, start tables, build time in this process."""
         return {
             "panels_1d": int(np.sum(self.OK1[:, 0] == 1)),
             "failed_1d": int(np.sum(self.OK1[:, 0] == -1)),
             "hermite_1d": int(np.sum(self.OK1[:, 1] == 1)),
             "boxes_2d": int(np.sum(self.OK2 == 1)),
             "failed_2d": int(np.sum(self.OK2 == -1)) if self.activation.kernel is None and not self.exact else 0,
+            "start_tables": int(np.sum(self.SD > 0.0)),
             "build_seconds": self.build_seconds,
         }
 
@@ -226,7 +261,10 @@ def _table_path(act):
     """Where the tables of ``act`` live in the kernel cache (None: not cached on disk)."""
     if not act.portable:
         return None
-    layout = f"{FORMAT} {LNQ_LO} {NQ} {NQ1} {DEG} {DEG_T} {J} {THETA_HI} {TOL} {KMEHLER} {CHECK_1D} {CHECK_2D}"
+    layout = (
+        f"{FORMAT} {LNQ_LO} {NQ} {NQ1} {DEG} {DEG_T} {J} {THETA_HI} {TOL} {KMEHLER} {CHECK_1D} {CHECK_2D} {SQ} {ST}"
+        f" {CHECK_S} {START_MAX_ERR}"
+    )
     return _compile.data_path(f"tables-{act.name}", f"{act.name}:{act.fingerprint}:{layout}", ".npz")
 
 
