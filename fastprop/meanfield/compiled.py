@@ -154,8 +154,7 @@ def kernels(act, target="cpu"):
         drivers = _spec(
             act, "drivers", f"{target} " + " ".join(m.__name__ for m in base.modules),
             point=base.point, edge=base.edge, length_map=base.length_map, correlation_map=base.correlation_map,
-            q_star=base.q_star, c_star=base.c_star, moments=base.moments, moments_at=base.moments_at,
-            hermite_coefficients=base.hermite_coefficients,
+            q_star=base.q_star, moments=base.moments, hermite_coefficients=base.hermite_coefficients,
             pair=base.pair, KMEHLER=KMEHLER, SCRATCH_SIZE=base.scratch_size, PARALLEL=target == "parallel",
         )  # fmt: skip
         ns = SimpleNamespace(
@@ -166,7 +165,6 @@ def kernels(act, target="cpu"):
             map_driver=drivers.map_driver,
             moment_nodes=drivers.moment_nodes,
             pair_nodes=drivers.pair_nodes,
-            start_nodes=drivers.start_nodes,
         )
         _CACHE[key] = ns
     return ns

@@ -42,7 +42,7 @@ def finish_pending(k, tab, sw, sb, out, tgt):
     need = np.zeros(NQ, dtype=np.bool_)
     k.pending_panels(out[0], out[7], _PENDING, need)
     if need.any():
-        tab.build_panels(np.nonzero(need)[0])
+        tab.build_panels(np.nonzero(need)[0], tgt)
         n = sw.size * sb.size
         m = grid_positions(n)
         k.grid_driver(sw, sb, 0, m, interleave_stride(n), _PENDING, n_chunks(m, tgt), tab.arrays, *out)

@@ -14,10 +14,10 @@ from fastprop.meanfield.common import BLOCK, store_point
 from fastprop.meanfield.interpolants import HERM0, NQ, q_panel
 from fastprop.run.compile import bound
 
-(point, edge, length_map, correlation_map, q_star, c_star, moments, moments_at, hermite_coefficients, pair, KMEHLER,
- SCRATCH_SIZE, PARALLEL, CACHE) = bound(
-    __name__, "point", "edge", "length_map", "correlation_map", "q_star", "c_star", "moments", "moments_at",
-    "hermite_coefficients", "pair", "KMEHLER", "SCRATCH_SIZE", "PARALLEL", "CACHE",
+(point, edge, length_map, correlation_map, q_star, moments, hermite_coefficients, pair, KMEHLER, SCRATCH_SIZE,
+ PARALLEL, CACHE) = bound(
+    __name__, "point", "edge", "length_map", "correlation_map", "q_star", "moments", "hermite_coefficients", "pair",
+    "KMEHLER", "SCRATCH_SIZE", "PARALLEL", "CACHE",
 )  # fmt: skip
 
 
@@ -101,25 +101,3 @@ def pair_nodes(q, c, out):
         r = pair(q[t], c[t], scr)
         out[t, 0] = r[0]
         out[t, 1] = r[1]
-
-
-@njit(parallel=PARALLEL, cache=CACHE)
-def start_nodes(q, t, tab, out):
-    """out[n] = c* at q* = q[n] for the point with t = (χ_1 − 1)/(χ̂ − 1) = t[n] (start-table
-    nodes; layout in :mod:`fastprop.meanfield.interpolants`), by the path that does not use
-    the start table (``tab`` must have none for these q); NaN where χ̂ ≤ 1 + 1e-9 (no chaotic
-    phase to tabulate) or c* did not converge."""
-    for n in prange(q.size):
-        scr = np.empty(SCRATCH_SIZE)
-        qn = q[n]
-        _, m = moments_at(qn, tab, True)
-        hat = qn * m[3] / m[2]
-        out[n] = math.nan
-        if not hat > 1.0 + 1e-9:
-            continue
-        chi1 = 1.0 + t[n] * (hat - 1.0)
-        s = max(1.0 - chi1 / hat, 0.0)  # σ_b²/q
-        w2 = qn * (1.0 - s) / m[2]
-        c, _, st = c_star(qn, math.sqrt(w2), math.sqrt(s * qn), m[0], m[1], m[2], w2 * m[3], scr, tab, True)
-        if st == 0:
-            out[n] = c

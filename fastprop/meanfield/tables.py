@@ -152,8 +152,10 @@ class Tables:
         mark_panels(np.ascontiguousarray(q, dtype=np.float64).reshape(-1), NQ, need)
         self.build_panels(np.nonzero(need)[0])
 
-    def build_panels(self, panels):
-        """Build the pair boxes of the ln q panels ``panels`` that are not built yet."""
+    def build_panels(self, panels, target="parallel"):
+        """Build the pair boxes (and start tables) of the ln q panels ``panels`` that are not
+        built yet; the start tables' nodes are solved by the grid driver of the CPU ``target``
+        (the one the caller's grid already compiled)."""
         import time
 
         with _LOCK:
@@ -164,7 +166,7 @@ class Tables:
             for i in todo:
                 if np.any(self.OK2[i] == 0):
                     self._build_panel(i)
-                self._build_start(i)
+                self._build_start(i, target)
             self.build_seconds += time.perf_counter() - t0
             self._save()
 
@@ -194,19 +196,39 @@ class Tables:
             self.T2[i, j] = coef
             self.OK2[i, j] = 1 if ok else -1
 
-    def _build_start(self, i):
+    def _build_start(self, i, target):
         """The start table of pair panel i: c* at (ln q, t) nodes by the path that does
-        not use it, its Chebyshev coefficients, and its error at ``CHECK_S`` (doubled)."""
-        k = kernels(self.activation, "parallel")
+        not use it, its Chebyshev coefficients, and its error at ``CHECK_S`` (doubled).
+
+        A node (q, t) is the point σ_b² = s q, σ_w² = q (1 − s)/E φ²(q) with
+        s = 1 − χ_1/χ̂ and χ_1 = 1 + t (χ̂ − 1), solved as a one-point grid (the
+        grid's own compiled code); the panel gets no start table where χ̂ ≤ 1 + 1e-9
+        at a node (no chaotic phase to tabulate) or a node's q* is not q (another
+        stable fixed point)."""
+        from .common import _CRITICAL
+
+        k = kernels(self.activation, target)
         xs = np.concatenate([np.repeat(_NODES_SQ, ST), [p[0] for p in CHECK_S]])
         ts = np.concatenate([np.tile(0.5 * (_NODES_ST + 1.0), SQ), [p[1] for p in CHECK_S]])
         sd = self.SD.copy()
         sd[i] = -1.0  # the nodes are solved without a start table
+        tab = (*self.arrays[:6], sd)
+        out = [np.empty((1, 1)) for _ in range(7)] + [np.empty((1, 1), np.int8)]
         vals = np.empty(xs.size)
-        k.start_nodes(np.exp(LNQ_LO + i + 0.5 * (xs + 1.0)), ts, (*self.arrays[:6], sd), vals)
-        if not np.all(np.isfinite(vals)):
-            self.SD[i] = -1.0
-            return
+        for n, (x, t) in enumerate(zip(xs, ts, strict=True)):
+            q = math.exp(LNQ_LO + i + 0.5 * (x + 1.0))
+            m = k.moments(q)
+            hat = q * m[3] / m[2]
+            if not hat > 1.0 + 1e-9:
+                self.SD[i] = -1.0
+                return
+            s = max(1.0 - (1.0 + t * (hat - 1.0)) / hat, 0.0)
+            sw, sb = np.array([math.sqrt(q * (1.0 - s) / m[2])]), np.array([math.sqrt(s * q)])
+            k.grid_driver(sw, sb, 0, 1, 1, 0, 1, tab, *out)
+            if out[7][0, 0] & ~_CRITICAL or not abs(out[0][0, 0] - q) <= 1e-9 * q:
+                self.SD[i] = -1.0
+                return
+            vals[n] = out[2][0, 0]
         coef = _dct2(np.ascontiguousarray(vals[: SQ * ST].reshape(1, SQ, ST)))[0]
         check = vals[SQ * ST :]
         err = max(abs(_eval2(coef[None], x, 2.0 * t - 1.0)[0] - v) for (x, t), v in zip(CHECK_S, check, strict=True))
