@@ -212,9 +212,60 @@ def test_start_table_is_within_its_error_of_the_exact_c_star(name):
             w2 = q * (1.0 - s) / m[2]
             c, _, st = k.c_star(q, math.sqrt(w2), math.sqrt(s * q), m[0], m[1], m[2], chi1, scr, ex, True)
             assert st == 0
-            state, est, err = k.modules[3].c_star_start(q, w2, m[2], chi1, t.arrays)
+            state, est, err = k.modules[3].c_star_start(q, u, t.arrays)
             assert state == 1 and err == t.SD[i]
             assert abs(est - c) <= err, (q, u, est, c, err)
+
+
+@pytest.mark.parametrize("name", ("tanh", "selu", "hard_tanh", "erf"))
+def test_cstar_table_is_within_its_certificate_of_newton(name):
+    """The c* table against Newton on the pair table (the path it is built from) at random
+    (q, t): c* within the certified tolerance (absolute), χ_c within it relative to χ_c."""
+    from fastprop.meanfield.tables import MAX_TOL_C, NOISE_C, TOL_C
+
+    t, k = tables(name), kernels(name)
+    t.ensure_pairs([0.02, 3.0, 400.0])
+    newton = (*t.arrays[:8], np.full_like(t.OKC, -1))  # the same tables without the c* table
+    scr = np.empty(k.scratch_size)
+    rng = np.random.default_rng(23)
+    used = 0
+    for q0 in (0.02, 3.0, 400.0):
+        i, _ = I.q_panel(q0, I.NQ)
+        if name == "tanh" and q0 > 1.0:
+            assert np.all(t.OKC[i, 3:] == 1), t.OKC[i]  # every t panel from t = 1/16 up is certified
+        for p in range(I.NT):
+            if t.OKC[i, p] != 1:
+                continue
+            lo, hi = I.t_panel_edges(p)
+            for _ in range(3):
+                q = math.exp(I.LNQ_LO + i + rng.uniform())
+                u = lo + (hi - lo) * rng.uniform()
+                m = k.moments(q)
+                hat = q * m[3] / m[2]
+                chi1 = 1.0 + u * (hat - 1.0)
+                s = max(1.0 - chi1 / hat, 0.0)
+                sw, sb = math.sqrt(q * (1.0 - s) / m[2]), math.sqrt(s * q)
+                a = k.c_star(q, sw, sb, m[0], m[1], m[2], chi1, scr, t.arrays, True)
+                b = k.c_star(q, sw, sb, m[0], m[1], m[2], chi1, scr, newton, True)
+                assert a[2] == 0 and b[2] == 0
+                tol = min(TOL_C + NOISE_C / (1.0 - b[1]), MAX_TOL_C)
+                assert abs(a[0] - b[0]) <= tol and abs(a[1] - b[1]) <= tol * b[1], (q, u, a, b, tol)
+                used += 1
+    assert used > 0
+
+
+def test_t_panels_tile_the_unit_interval():
+    for p in range(I.NT):
+        lo, hi = I.t_panel_edges(p)
+        for y in (-1.0, -0.3, 0.4, 1.0):
+            t = lo + 0.5 * (y + 1.0) * (hi - lo)
+            q, yy = I.t_panel(t)
+            if y == 1.0 and p < I.NT - 1:  # a shared edge belongs to the next panel
+                assert q == p + 1 and yy == -1.0
+            else:
+                assert q == p and yy == pytest.approx(y, abs=1e-14), (p, y, q, yy)
+    assert I.t_panel(I.T_LO * 0.999)[0] == -1 and I.t_panel(1.0 + 1e-12)[0] == -1
+    assert I.t_panel(math.nan)[0] == -1 and I.t_panel(-0.5)[0] == -1
 
 
 def test_mehler_root_is_the_same_from_any_start():

@@ -45,7 +45,7 @@ def finish_pending(k, tab, sw, sb, out, tgt):
         tab.build_panels(np.nonzero(need)[0], tgt)
         n = sw.size * sb.size
         m = grid_positions(n)
-        k.grid_driver(sw, sb, 0, m, interleave_stride(n), _PENDING, n_chunks(m, tgt), tab.arrays, *out)
+        k.grid_driver(sw, sb, 0, m, interleave_stride(n), _PENDING, n_chunks(m, tgt), tab.arrays, *out, False)
 
 
 def run_grid_cpu(act, sw, sb, tgt, out, bar, tab):
@@ -58,6 +58,6 @@ def run_grid_cpu(act, sw, sb, tgt, out, bar, tab):
     step = max(4096, -(-m // 200)) if bar.enabled else m
     for start in range(0, m, step):
         stop = min(m, start + step)
-        k.grid_driver(sw, sb, start, stop, stride, 0, n_chunks(stop - start, tgt), tab.arrays, *out)
+        k.grid_driver(sw, sb, start, stop, stride, 0, n_chunks(stop - start, tgt), tab.arrays, *out, False)
         bar.advance(min(stop, n) - min(start, n))
     finish_pending(k, tab, sw, sb, out, tgt)

@@ -27,18 +27,16 @@ from numba import cuda, float64
 
 from ..run.gpu import as_array as _arr
 from ..run.targets import n_chunks
-from .common import _NEED_EXACT, _PENDING, KMEHLER, grid_positions, store_point
+from .common import _NEED_EXACT, _PENDING, grid_positions, store_point
 from .compiled import kernels
 from .cpu import finish_pending, interleave_stride
-from .interpolants import DEG_T, NQ, mark_panels
+from .interpolants import NQ, WORK_SIZE, mark_panels
 
 __all__ = ["run_grid", "run_edge"]
 
 THREADS = 64
-WORK = KMEHLER + 1 + 3 * DEG_T
-"""Thread-local work space of a GPU point, in float64 values: the Hermite
-coefficients, one pair-table box collapsed at q* and the Chebyshev polynomials
-at one point (``fixed_points.WORK_SIZE``)."""
+WORK = WORK_SIZE
+"""Thread-local work space of a GPU point (``interpolants.WORK_SIZE`` float64 values)."""
 _CACHE: dict = {}
 SLICE = 1 << 18
 """Points per launch (a progress step; keeps every launch short)."""
@@ -53,8 +51,8 @@ def _kernels(act):
     point, edge = base.point, base.edge
 
     @cuda.jit
-    def grid(sw, sb, start, n, redo, T1, OK1, T2, OK2, K0, S, SD, q_out, chi1_out, c_out, chic_out, chiq_out, xiq_out,
-             xic_out, st_out):  # fmt: skip
+    def grid(sw, sb, start, n, redo, T1, OK1, T2, OK2, K0, S, SD, CS, OKC, q_out, chi1_out, c_out, chic_out, chiq_out,
+             xiq_out, xic_out, st_out):  # fmt: skip
         p = start + cuda.grid(1)
         if p < n:
             nb = sb.shape[0]
@@ -63,17 +61,18 @@ def _kernels(act):
             if redo != 0 and not st_out[i, j] & redo:
                 return
             scr = cuda.local.array(WORK, float64)
-            r = point(sw[i], sb[j], scr, (_arr(T1), _arr(OK1), _arr(T2), _arr(OK2), _arr(K0), _arr(S), _arr(SD)), False)
+            tab = (_arr(T1), _arr(OK1), _arr(T2), _arr(OK2), _arr(K0), _arr(S), _arr(SD), _arr(CS), _arr(OKC))
+            r = point(sw[i], sb[j], scr, tab, False)
             store_point(
                 r, i, j, _arr(q_out), _arr(chi1_out), _arr(c_out), _arr(chic_out), _arr(chiq_out), _arr(xiq_out),
                 _arr(xic_out), _arr(st_out),
             )  # fmt: skip
 
     @cuda.jit
-    def edge_kernel(sb, lo, hi, nscan, T1, OK1, T2, OK2, K0, S, SD, out, st_out):
+    def edge_kernel(sb, lo, hi, nscan, T1, OK1, T2, OK2, K0, S, SD, CS, OKC, out, st_out):
         j = cuda.grid(1)
         if j < sb.shape[0]:
-            tab = (_arr(T1), _arr(OK1), _arr(T2), _arr(OK2), _arr(K0), _arr(S), _arr(SD))
+            tab = (_arr(T1), _arr(OK1), _arr(T2), _arr(OK2), _arr(K0), _arr(S), _arr(SD), _arr(CS), _arr(OKC))
             r = edge(sb[j], lo, hi, nscan, tab, False)
             out[j] = r[0]
             st_out[j] = r[1]
@@ -116,7 +115,7 @@ def run_grid(act, sw, sb, out, bar, tab):
     if np.any(out[7] & redo):  # on the CPU, with the exact path where the tables end
         k = kernels(act, "parallel")
         m = grid_positions(n)
-        k.grid_driver(sw, sb, 0, m, interleave_stride(n), redo, n_chunks(m, "parallel"), tab.arrays, *out)
+        k.grid_driver(sw, sb, 0, m, interleave_stride(n), redo, n_chunks(m, "parallel"), tab.arrays, *out, False)
         finish_pending(k, tab, sw, sb, out, "parallel")
 
 

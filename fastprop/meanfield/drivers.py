@@ -23,14 +23,15 @@ from fastprop.run.compile import bound
 
 @njit(parallel=PARALLEL, cache=CACHE)
 def grid_driver(sw, sb, start, stop, stride, redo, nchunks, tab, q_out, chi1_out, c_out, chic_out, chiq_out,
-                xiq_out, xic_out, st_out):  # fmt: skip
+                xiq_out, xic_out, st_out, pointwise):  # fmt: skip
     """Positions p = start … stop − 1 (of ``common.grid_positions``) in the interleaved order:
     blocks of ``BLOCK`` neighbouring points, block b at position ⌊p/BLOCK⌋ with
     b = ⌊p/BLOCK⌋·stride mod (number of blocks). Neighbours stay together (their
     outputs share cache lines), while the expensive regions of a grid spread over
     the threads; no order array is needed. With ``redo`` ≠ 0 only the points whose
-    status has one of the bits ``redo`` are computed (again)."""
-    nb = sb.size
+    status has one of the bits ``redo`` are computed (again). ``pointwise``: the
+    points are (sw[i], sb[i]), written at [i, 0] (table nodes), not the grid sw × sb."""
+    nb = 1 if pointwise else sb.size
     n = sw.size * nb
     nblocks = (n + BLOCK - 1) // BLOCK
     for t in prange(nchunks):
@@ -43,7 +44,7 @@ def grid_driver(sw, sb, start, stop, stride, redo, nchunks, tab, q_out, chi1_out
             j = idx - i * nb
             if redo != 0 and not st_out[i, j] & redo:
                 continue
-            r = point(sw[i], sb[j], scr, tab, True)
+            r = point(sw[i], sb[i if pointwise else j], scr, tab, True)
             store_point(r, i, j, q_out, chi1_out, c_out, chic_out, chiq_out, xiq_out, xic_out, st_out)
 
 

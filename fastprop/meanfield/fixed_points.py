@@ -30,11 +30,14 @@ from fastprop.meanfield.interpolants import (
     DEG_T,
     NQ,
     TOL,
+    WORK_SIZE,
     cheb_theta,
     collapse,
+    cstar_table,
     hermite_table,
     q_panel,
     start_table,
+    t_panel,
     theta_box,
 )
 from fastprop.run.compile import bound
@@ -129,7 +132,8 @@ def q_star(sw, sb, tab, exact):
 def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr, tab, exact):
     """(c*, χ_c, status) at q* > 0 (see module docstring); ``scr``: work space.
 
-    Where the start table (:func:`c_star_start`) puts c* in the pair table, Newton
+    Where the c* table covers the point (:func:`c_star_tabulated`), c* and χ_c are
+    read from it. Elsewhere, where the start table (:func:`c_star_start`) puts c* in the pair table, Newton
     on the pair table starts there, below c* by the start table's error.
     Otherwise the truncated Mehler model (Hermite coefficients from the table, or by
     quadrature) gives c* when its remainder is below rounding; otherwise its
@@ -145,9 +149,15 @@ def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr, tab, exact):
         return 1.0, chi1, 0
     if w2 * e_phi * e_phi + b2 <= 0.0:  # C(0) = 0: odd φ without bias
         return 0.0, w2 * e_dphi * e_dphi, 0
+    t = (chi1 - 1.0) / (q * chi1 / (w2 * e_phi2) - 1.0)
+    state, c, slope = c_star_tabulated(q, t, tab, scr)
+    if state == 1:
+        return c, slope, 0
+    if state == 0:
+        return math.nan, math.nan, _PENDING
     tk = scr[WORK_SIZE - DEG_T : WORK_SIZE]
     work = scr[KMEHLER + 1 : WORK_SIZE - DEG_T]
-    state, c, err = c_star_start(q, w2, e_phi2, chi1, tab)
+    state, c, err = c_star_start(q, t, tab)
     if state == 0:
         return math.nan, math.nan, _PENDING
     start = min(max(c - err, 0.0), C_HI) if state == 1 else 0.0
@@ -177,28 +187,37 @@ def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr, tab, exact):
 
 
 @njit(cache=CACHE)
-def c_star_start(q, w2, e_phi2, chi1, tab):
-    """(state, c, err): the start table's estimate of c* at q* = q for a point with
-    σ_w² = ``w2`` and χ_1 = ``chi1`` > 1, and its error bound; state 1: available,
-    0: the panel's start table is not built yet, −1: none (layout in
-    :mod:`fastprop.meanfield.interpolants`: t = (χ_1 − 1)/(χ̂ − 1), χ̂ = q E φ'²/E φ² = q χ_1/(σ_w² E φ²))."""
+def c_star_tabulated(q, t, tab, scr):
+    """(state, c*, χ_c) from the certified c* table at q* = q and t = (χ_1 − 1)/(χ̂ − 1),
+    χ̂ = q E φ'²/E φ² = q χ_1/(σ_w² E φ²) (layout in :mod:`fastprop.meanfield.interpolants`);
+    state 1: the values, 0: the panel is not built yet, −1: not covered. ``scr``: work space."""
+    i, x = q_panel(q, NQ)
+    p, y = t_panel(t)
+    if i < 0 or p < 0:
+        return -1, math.nan, math.nan
+    st = tab[8][i, p]
+    if st != 1:
+        return st, math.nan, math.nan
+    c, slope = cstar_table(tab[7], i, x, p, y, scr)
+    return 1, c, slope
+
+
+@njit(cache=CACHE)
+def c_star_start(q, t, tab):
+    """(state, c, err): the start table's estimate of c* at q* = q and t (as in
+    :func:`c_star_tabulated`), and its error bound; state 1: available,
+    0: the panel's start table is not built yet, −1: none."""
     i, x = q_panel(q, NQ)
     if i < 0:
         return -1, math.nan, math.nan
     err = tab[6][i]
     if err <= 0.0:
         return (0 if err == 0.0 else -1), math.nan, math.nan
-    t = (chi1 - 1.0) / (q * chi1 / (w2 * e_phi2) - 1.0)
     return 1, start_table(tab[5], i, x, min(max(t, 0.0), 1.0)), err
 
 
 HERMITE_SLACK = (1.0 + 2.0 * math.sqrt(KMEHLER + 1.0)) * TOL
 """Error of R = E φ² − Σ a_n² from tabulated a_n (each within TOL·√E φ²), relative to E φ²."""
-WORK_SIZE = KMEHLER + 1 + 3 * DEG_T
-"""Work space of the table path of a point: the Hermite coefficients, one collapsed
-box and the Chebyshev polynomials at one point."""
-
-
 @njit(cache=CACHE)
 def c_star_table(q, sw, sb, c, tab, work, tk):
     """Newton on the tabulated pair integrals from c ≤ c* (monotone from the left).

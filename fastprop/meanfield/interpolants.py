@@ -37,6 +37,14 @@ Layout
   start within ``SD[i]`` of c* (its error at fresh points, doubled), so that a
   point needs one collapsed box and two or three Newton steps. ``SD[i]`` = 0:
   not built yet; < 0: none (no pair table, or χ̂ too close to 1 on the panel).
+* c* table ``CS[i, p, f, l, k]`` (l < ``CT`` in t, k < ``CQ`` in ln q) on each pair
+  panel i and t panel p: f = 0: c*, f = 1: χ_c, as functions of (ln q*, t) (both
+  depend on q* and t alone, as above). The t panels (:func:`t_panel`) are graded
+  towards the edge of chaos t = 0, where c* → 1: [2^{−p−1}, 2^{−p}] for
+  t < 1/2 down to ``T_LO`` = 2^{−7}, and four panels of width 1/8 above 1/2 (c*
+  bends most towards t = 1, σ_b = 0). ``OKC[i, p]``: 1 certified (a chaotic point
+  there is two small Chebyshev sums, no Newton), 0 not built yet, −1 failed or not
+  built (the point solves c* by Newton on the pair table, from the start table).
 
 A point outside the table (q beyond its range, c outside [C_LO, C_HI], a panel
 that failed) is computed by the exact per-point quadrature instead.
@@ -69,6 +77,17 @@ SQ = 8
 """Chebyshev terms of the start table in ln q."""
 ST = 24
 """Chebyshev terms of the start table in t."""
+CQ = 12
+"""Chebyshev terms of the c* table in ln q (a multiple of 4: :func:`cstar_table`)."""
+CT = 20
+"""Chebyshev terms of the c* table in t."""
+NT = 10
+"""t panels of the c* table (:func:`t_panel`)."""
+T_LO = 2.0**-7
+"""Smallest t the c* table covers."""
+WORK_SIZE = max(KMEHLER + 1 + 3 * DEG_T, CQ)
+"""Work space of the table path of a point (float64 values): the Hermite coefficients,
+one collapsed pair box and the Chebyshev polynomials at one point; or the c* table's sums."""
 TOL = 1e-13
 """Certified error of every table entry, relative to its scale (:mod:`fastprop.meanfield.tables`)."""
 
@@ -264,6 +283,68 @@ def start_table(S, i, x, t):
             return y * d1 - d2 + col
         d1, d2 = y2 * d1 - d2 + col, d1
     return math.nan
+
+
+@njit(cache=True)
+def t_panel(t):
+    """(p, y): the t panel of the c* table holding t and the Chebyshev variable y ∈ [−1, 1]
+    on it; p = −1 outside [``T_LO``, 1]. Panels 0 … 5 are [2^{p−7}, 2^{p−6}], panels
+    6 … 9 are [1/2 + (p − 6)/8, 1/2 + (p − 5)/8]."""
+    if t >= 0.5:
+        if not t <= 1.0:
+            return -1, 0.0
+        p = min(int((t - 0.5) * 8.0), 3)
+        return 6 + p, min(16.0 * (t - 0.5 - 0.125 * p) - 1.0, 1.0)
+    if not t >= T_LO:
+        return -1, 0.0
+    m, e = math.frexp(t)  # t = m 2^e, m ∈ [1/2, 1): t ∈ [2^{e−1}, 2^e)
+    return e + 6, 4.0 * m - 3.0
+
+
+def t_panel_edges(p):
+    """(lo, hi) of t panel p (:func:`t_panel`)."""
+    if p < 6:
+        return 2.0 ** (p - 7), 2.0 ** (p - 6)
+    return 0.5 + 0.125 * (p - 6), 0.5 + 0.125 * (p - 5)
+
+
+@njit(cache=True)
+def cstar_table(CS, i, x, p, y, w):
+    """(c*, χ_c) from the c* table on pair panel i, t panel p at the Chebyshev variables
+    x (ln q) and y (t); ``w``: work space of ``CQ`` values. With the T_m(x) from their
+    recurrence, each t coefficient is a sum over m of its own: the sums are independent
+    (they overlap in the processor), where Clenshaw's steps would wait on each other."""
+    chebyshev_values_n(x, w, 0, CQ)
+    y2 = 2.0 * y
+    t0 = 1.0
+    t1 = y
+    c = 0.0
+    chic = 0.0
+    for k in range(CT):
+        a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = 0.0
+        for m in range(0, CQ, 4):  # four partial sums each: short chains of dependent steps
+            a0 += CS[i, p, 0, k, m] * w[m]
+            a1 += CS[i, p, 0, k, m + 1] * w[m + 1]
+            a2 += CS[i, p, 0, k, m + 2] * w[m + 2]
+            a3 += CS[i, p, 0, k, m + 3] * w[m + 3]
+            b0 += CS[i, p, 1, k, m] * w[m]
+            b1 += CS[i, p, 1, k, m + 1] * w[m + 1]
+            b2 += CS[i, p, 1, k, m + 2] * w[m + 2]
+            b3 += CS[i, p, 1, k, m + 3] * w[m + 3]
+        c += ((a0 + a1) + (a2 + a3)) * t0
+        chic += ((b0 + b1) + (b2 + b3)) * t0
+        t0, t1 = t1, y2 * t1 - t0
+    return c, chic
+
+
+@njit(cache=True)
+def chebyshev_values_n(x, w, at, n):
+    """w[at + k] = T_k(x) for k < n (three-term recurrence)."""
+    w[at] = 1.0
+    w[at + 1] = x
+    x2 = 2.0 * x
+    for k in range(2, n):
+        w[at + k] = x2 * w[at + k - 1] - w[at + k - 2]
 
 
 @njit(cache=True)

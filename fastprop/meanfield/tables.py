@@ -43,7 +43,17 @@ comes the panel's start table for c* (layout in :mod:`fastprop.meanfield.interpo
 c* solved at 8 × 24 (ln q, t) nodes by the path that does not use it, and its
 error at the fresh points ``CHECK_S``, doubled, which every start subtracts; it is
 not certified (Newton on the certified tables makes the answer), only measured,
-and dropped (``SD`` = −1) where that error exceeds ``START_MAX_ERR``. All are
+and dropped (``SD`` = −1) where that error exceeds ``START_MAX_ERR``. Then the panel's
+c* table: c* and χ_c on 12 × 20 (ln q, t) nodes of each of its ten t panels, solved by
+Newton on the pair table from the start table, and certified like the pair boxes
+(last two coefficients each way, six fresh points, each within 1/``SAFETY_C`` of the
+bound) to ``TOL_C`` + ``NOISE_C``/(1 − χ_c)
+(at most ``MAX_TOL_C``): c* absolute, χ_c relative, against that Newton. The second
+term is Newton's own limit: c* solves c = C(c) with C known to a few 1e-15, so it is
+determined only to that over 1 − C'(c*) = 1 − χ_c; the contract (1e-8 relative for
+c* and χ_c, 1e-9 for 1/ξ_c) is far above either. A t panel is certified or marked
+failed (its points use Newton); one where the start table puts c* above ``C_HI`` is
+not built (its nodes would need the exact quadrature). All are
 kept per process and written to the kernel cache directory
 (:mod:`fastprop.run.compile`), so a later process loads them.
 Activations with a closed-form kernel (relu, erf, linear) use it instead of
@@ -60,9 +70,31 @@ from numba import njit
 
 from ..activations import activation as _activation
 from ..run import compile as _compile
-from .common import KMEHLER, Q_MAX
+from ..run.targets import n_chunks
+from .common import KMEHLER, Q_MAX, grid_positions
 from .compiled import kernels
-from .interpolants import DEG, DEG_T, HERM0, LNQ_LO, NF1, NQ, NQ1, SQ, ST, THETA_HI, TOL, J, mark_panels
+from .interpolants import (
+    C_HI,
+    CQ,
+    CT,
+    DEG,
+    DEG_T,
+    HERM0,
+    LNQ_LO,
+    NF1,
+    NQ,
+    NQ1,
+    NT,
+    SQ,
+    ST,
+    T_LO,
+    THETA_HI,
+    TOL,
+    J,
+    mark_panels,
+    start_table,
+    t_panel_edges,
+)
 
 __all__ = ["Tables", "tables", "exact_tables"]
 
@@ -74,6 +106,18 @@ CHECK_S = ((-0.91, 0.02), (-0.52, 0.37), (-0.05, 0.81), (0.33, 0.12), (0.58, 0.9
 """Fresh points (x, t) at which the start table of a pair panel is measured."""
 START_MAX_ERR = 0.05
 """A start table whose error at the fresh points exceeds this is not used."""
+CHECK_C = ((-0.71, -0.58), (-0.23, 0.87), (0.39, -0.12), (0.94, 0.46), (0.05, -0.93), (0.66, 0.97))
+"""Fresh points (x, y) at which every panel of the c* table is checked."""
+TOL_C = 1e-12
+"""Certified error of the c* table: c* (absolute) and χ_c (relative) within
+TOL_C + ``NOISE_C``/(1 − χ_c) of Newton's c* and χ_c, at most ``MAX_TOL_C``."""
+NOISE_C = 1e-14
+"""c* from Newton is known to about δC/(1 − χ_c) (δC: the error of C, a few 1e-15
+from the certified pair table), which the c* table cannot undercut."""
+MAX_TOL_C = 1e-10
+SAFETY_C = 4.0
+"""The c* table's fresh points and tails must meet its tolerance with this factor to spare
+(its error between them is the certified bound)."""
 
 TAIL = 0.5
 """The last two Chebyshev coefficients of a certified panel are below ``TAIL``·TOL·scale."""
@@ -81,16 +125,18 @@ _NODES = np.cos(np.pi * (np.arange(DEG) + 0.5) / DEG)
 _NODES_T = np.cos(np.pi * (np.arange(DEG_T) + 0.5) / DEG_T)
 _NODES_SQ = np.cos(np.pi * (np.arange(SQ) + 0.5) / SQ)
 _NODES_ST = np.cos(np.pi * (np.arange(ST) + 0.5) / ST)
+_NODES_CQ = np.cos(np.pi * (np.arange(CQ) + 0.5) / CQ)
+_NODES_CT = np.cos(np.pi * (np.arange(CT) + 0.5) / CT)
 _LOCK = threading.RLock()
 _CACHE: dict = {}
-FORMAT = 2
+FORMAT = 3
 
 
 class Tables:
     """The tables of one activation (arrays of :mod:`fastprop.meanfield.interpolants`).
 
-    ``arrays`` is the tuple ``(T1, OK1, T2, OK2, K0, S, SD)`` the compiled code takes;
-    :meth:`ensure_pairs` builds the pair boxes (and start tables) of the ln q panels
+    ``arrays`` is the tuple ``(T1, OK1, T2, OK2, K0, S, SD, CS, OKC)`` the compiled code takes;
+    :meth:`ensure_pairs` builds the pair boxes (and start and c* tables) of the ln q panels
     of given q values. ``exact=True`` makes empty tables (every point takes the exact path):
     the reference the tables are tested against.
     """
@@ -105,7 +151,9 @@ class Tables:
         self.OK2 = np.full((NQ, J), -1 if no_pairs else 0, dtype=np.int8)
         self.K0 = np.zeros(4)
         self.S = np.zeros((NQ, SQ, ST))
-        self.SD = np.full(NQ, -1.0 if no_pairs else 0.0)
+        self.SD = np.full(NQ, -1.0 if exact else 0.0)
+        self.CS = np.zeros((NQ, NT, 2, CT, CQ))
+        self.OKC = np.full((NQ, NT), -1 if exact else 0, dtype=np.int8)
         self.build_seconds = 0.0
         self._path = None if exact else _table_path(act)
         if exact or not self._load():
@@ -116,7 +164,7 @@ class Tables:
 
     @property
     def arrays(self):
-        return (self.T1, self.OK1, self.T2, self.OK2, self.K0, self.S, self.SD)
+        return (self.T1, self.OK1, self.T2, self.OK2, self.K0, self.S, self.SD, self.CS, self.OKC)
 
     # -------------------------------------------------------------- building
     def _limits(self):
@@ -153,20 +201,26 @@ class Tables:
         self.build_panels(np.nonzero(need)[0])
 
     def build_panels(self, panels, target="parallel"):
-        """Build the pair boxes (and start tables) of the ln q panels ``panels`` that are not
-        built yet; the start tables' nodes are solved by the grid driver of the CPU ``target``
-        (the one the caller's grid already compiled)."""
+        """Build the pair boxes, start and c* tables of the ln q panels ``panels`` that are not
+        built yet; the nodes of the start and c* tables are solved by the grid driver of the
+        CPU ``target`` (the one the caller's grid already compiled)."""
         import time
 
         with _LOCK:
-            todo = [int(i) for i in panels if np.any(self.OK2[int(i)] == 0) or self.SD[int(i)] == 0.0]
+            todo = [
+                int(i) for i in panels
+                if np.any(self.OK2[int(i)] == 0) or self.SD[int(i)] == 0.0 or np.any(self.OKC[int(i)] == 0)
+            ]  # fmt: skip
             if not todo:
                 return
             t0 = time.perf_counter()
             for i in todo:
                 if np.any(self.OK2[i] == 0):
                     self._build_panel(i)
-                self._build_start(i, target)
+                if self.SD[i] == 0.0:
+                    self._build_start(i, target)
+                if np.any(self.OKC[i] == 0):
+                    self._build_cstar(i, target)
             self.build_seconds += time.perf_counter() - t0
             self._save()
 
@@ -196,44 +250,93 @@ class Tables:
             self.T2[i, j] = coef
             self.OK2[i, j] = 1 if ok else -1
 
-    def _build_start(self, i, target):
-        """The start table of pair panel i: c* at (ln q, t) nodes by the path that does
-        not use it, its Chebyshev coefficients, and its error at ``CHECK_S`` (doubled).
+    def _solve_nodes(self, i, x, t, target, tab):
+        """(c*, χ_c, ok) at the (ln q, t) nodes (x: Chebyshev variable on pair panel i) by
+        the grid's own compiled code, with the tables ``tab``.
 
         A node (q, t) is the point σ_b² = s q, σ_w² = q (1 − s)/E φ²(q) with
-        s = 1 − χ_1/χ̂ and χ_1 = 1 + t (χ̂ − 1), solved as a one-point grid (the
-        grid's own compiled code); the panel gets no start table where χ̂ ≤ 1 + 1e-9
-        at a node (no chaotic phase to tabulate) or a node's q* is not q (another
-        stable fixed point)."""
+        s = 1 − χ_1/χ̂ and χ_1 = 1 + t (χ̂ − 1), χ̂ = q E φ'²/E φ²; ok is False where
+        χ̂ ≤ 1 + 1e-9 at a node (no chaotic phase to tabulate), or a node is not a
+        regular chaotic point with q* = q (another stable fixed point)."""
         from .common import _CRITICAL
 
         k = kernels(self.activation, target)
+        xu, inv = np.unique(x, return_inverse=True)
+        qu = np.exp(LNQ_LO + i + 0.5 * (xu + 1.0))
+        m = np.array([k.moments(v) for v in qu])
+        hat = qu * m[:, 3] / m[:, 2]
+        if not np.all(hat > 1.0 + 1e-9):
+            return None, None, False
+        q, e2, hat = qu[inv], m[inv, 2], hat[inv]
+        s = np.maximum(1.0 - (1.0 + t * (hat - 1.0)) / hat, 0.0)
+        sw, sb = np.sqrt(q * (1.0 - s) / e2), np.sqrt(s * q)
+        n = q.size
+        out = [np.empty((n, 1)) for _ in range(7)] + [np.empty((n, 1), np.int8)]
+        m = grid_positions(n)
+        k.grid_driver(sw, sb, 0, m, 1, 0, n_chunks(m, target), tab, *out, True)
+        ok = not np.any(out[7] & ~_CRITICAL) and np.all(np.abs(out[0][:, 0] - q) <= 1e-9 * q)
+        return out[2][:, 0], out[3][:, 0], bool(ok)
+
+    def _build_start(self, i, target):
+        """The start table of pair panel i: c* at (ln q, t) nodes by the path that does
+        not use it (:meth:`_solve_nodes`), its Chebyshev coefficients, and its error at
+        ``CHECK_S`` (doubled)."""
         xs = np.concatenate([np.repeat(_NODES_SQ, ST), [p[0] for p in CHECK_S]])
         ts = np.concatenate([np.tile(0.5 * (_NODES_ST + 1.0), SQ), [p[1] for p in CHECK_S]])
-        sd = self.SD.copy()
-        sd[i] = -1.0  # the nodes are solved without a start table
-        tab = (*self.arrays[:6], sd)
-        out = [np.empty((1, 1)) for _ in range(7)] + [np.empty((1, 1), np.int8)]
-        vals = np.empty(xs.size)
-        for n, (x, t) in enumerate(zip(xs, ts, strict=True)):
-            q = math.exp(LNQ_LO + i + 0.5 * (x + 1.0))
-            m = k.moments(q)
-            hat = q * m[3] / m[2]
-            if not hat > 1.0 + 1e-9:
-                self.SD[i] = -1.0
-                return
-            s = max(1.0 - (1.0 + t * (hat - 1.0)) / hat, 0.0)
-            sw, sb = np.array([math.sqrt(q * (1.0 - s) / m[2])]), np.array([math.sqrt(s * q)])
-            k.grid_driver(sw, sb, 0, 1, 1, 0, 1, tab, *out)
-            if out[7][0, 0] & ~_CRITICAL or not abs(out[0][0, 0] - q) <= 1e-9 * q:
-                self.SD[i] = -1.0
-                return
-            vals[n] = out[2][0, 0]
+        sd, okc = self.SD.copy(), np.full_like(self.OKC, -1)
+        sd[i] = -1.0  # the nodes are solved without a start table (or a c* table)
+        vals, _, ok = self._solve_nodes(i, xs, ts, target, (*self.arrays[:6], sd, self.CS, okc))
+        if not ok:
+            self.SD[i] = -1.0
+            return
         coef = _dct2(np.ascontiguousarray(vals[: SQ * ST].reshape(1, SQ, ST)))[0]
         check = vals[SQ * ST :]
         err = max(abs(_eval2(coef[None], x, 2.0 * t - 1.0)[0] - v) for (x, t), v in zip(CHECK_S, check, strict=True))
         self.S[i] = coef
         self.SD[i] = 2.0 * err + 1e-15 if err <= START_MAX_ERR else -1.0
+
+    def _build_cstar(self, i, target):
+        """The c* table of pair panel i: c* and χ_c at the (ln q, t) nodes of each t panel,
+        solved by Newton on the pair table from the start table (:meth:`_solve_nodes`),
+        their Chebyshev coefficients, and the certificate (module notes). A t panel is
+        not built where the start table puts c* beyond ``C_HI`` on it (those nodes would
+        take the exact quadrature, and c* is the slow path's there anyway)."""
+        self.OKC[i] = -1
+        if not self.SD[i] > 0.0:
+            return
+        panels = []
+        for p in range(NT):
+            lo, hi = t_panel_edges(p)
+            top = max(start_table(self.S, i, x, lo) for x in (-1.0, 0.0, 1.0))
+            if top + self.SD[i] < C_HI:
+                panels.append((p, lo, hi))
+        if not panels:
+            return
+        grid_x = np.concatenate([np.repeat(_NODES_CQ, CT), [c[0] for c in CHECK_C]])
+        grid_y = np.concatenate([np.tile(_NODES_CT, CQ), [c[1] for c in CHECK_C]])
+        xs = np.tile(grid_x, len(panels))
+        ts = np.concatenate([lo + 0.5 * (grid_y + 1.0) * (hi - lo) for _, lo, hi in panels])
+        okc = np.full_like(self.OKC, -1)
+        c, chic, ok = self._solve_nodes(i, xs, ts, target, (*self.arrays[:7], self.CS, okc))
+        if not ok:
+            return
+        n = grid_x.size
+        for r, (p, _, _) in enumerate(panels):
+            cp, hp = c[r * n : (r + 1) * n], chic[r * n : (r + 1) * n]
+            node = np.stack([cp[: CQ * CT], hp[: CQ * CT]]).reshape(2, CQ, CT)
+            coef = _dct2(np.ascontiguousarray(node))
+            if not (np.all(np.isfinite(coef)) and np.all(hp < 1.0)):
+                continue
+            tol = min(TOL_C + NOISE_C / (1.0 - hp.max()), MAX_TOL_C) / SAFETY_C
+            scale = np.array([1.0, np.abs(hp).max()])
+            tail = np.maximum(np.abs(coef[:, -2:, :]).max(axis=(1, 2)), np.abs(coef[:, :, -2:]).max(axis=(1, 2)))
+            good = bool(np.all(tail <= TAIL * tol * scale))
+            for m, (xc, yc) in enumerate(CHECK_C):
+                e = _eval2(coef, xc, yc)
+                v = (cp[CQ * CT + m], hp[CQ * CT + m])
+                good &= abs(e[0] - v[0]) <= tol and abs(e[1] - v[1]) <= tol * abs(v[1])
+            self.CS[i, p] = coef.transpose(0, 2, 1)  # [f, t, ln q]: the sums over ln q are contiguous
+            self.OKC[i, p] = 1 if good else -1
 
     # -------------------------------------------------------------- disk cache
     def _load(self):
@@ -241,7 +344,7 @@ class Tables:
             return False
         try:
             with np.load(self._path) as f:
-                arrays = {k: f[k] for k in ("T1", "OK1", "T2", "OK2", "K0", "S", "SD")}
+                arrays = {k: f[k] for k in ("T1", "OK1", "T2", "OK2", "K0", "S", "SD", "CS", "OKC")}
         except Exception:  # unreadable (truncated, another format): build afresh and overwrite
             return False
         for name, a in arrays.items():
@@ -260,7 +363,10 @@ class Tables:
         try:
             fd, tmp = tempfile.mkstemp(dir=self._path.parent, prefix=".tmp-", suffix=".npz")
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, T1=self.T1, OK1=self.OK1, T2=self.T2, OK2=self.OK2, K0=self.K0, S=self.S, SD=self.SD)
+                np.savez(
+                    f, T1=self.T1, OK1=self.OK1, T2=self.T2, OK2=self.OK2, K0=self.K0, S=self.S, SD=self.SD, CS=self.CS,
+                    OKC=self.OKC,
+                )  # fmt: skip
             os.replace(tmp, self._path)  # atomic; a concurrent writer's panels are rebuilt when needed
         except OSError:
             if tmp is not None and os.path.exists(tmp):
@@ -275,6 +381,7 @@ class Tables:
             "boxes_2d": int(np.sum(self.OK2 == 1)),
             "failed_2d": int(np.sum(self.OK2 == -1)) if self.activation.kernel is None and not self.exact else 0,
             "start_tables": int(np.sum(self.SD > 0.0)),
+            "cstar_panels": int(np.sum(self.OKC == 1)),
             "build_seconds": self.build_seconds,
         }
 
@@ -285,7 +392,7 @@ def _table_path(act):
         return None
     layout = (
         f"{FORMAT} {LNQ_LO} {NQ} {NQ1} {DEG} {DEG_T} {J} {THETA_HI} {TOL} {KMEHLER} {CHECK_1D} {CHECK_2D} {SQ} {ST}"
-        f" {CHECK_S} {START_MAX_ERR}"
+        f" {CHECK_S} {START_MAX_ERR} {CQ} {CT} {NT} {T_LO} {CHECK_C} {TOL_C} {NOISE_C} {MAX_TOL_C} {SAFETY_C}"
     )
     return _compile.data_path(f"tables-{act.name}", f"{act.name}:{act.fingerprint}:{layout}", ".npz")
 
