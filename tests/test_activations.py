@@ -118,7 +118,10 @@ def test_registered_activation_matches_builtin_everywhere(extra, rtol):
     a = fp.meanfield_grid("user_tanh", sw, sb, target="cpu")
     b = fp.meanfield_grid("tanh", sw, sb, target="cpu")
     for f in ("q_star", "chi_1", "c_star", "chi_c", "chi_q"):
-        np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=rtol, atol=1e-14)
+        # c* near 0 (σ_b = 0): the built-in is odd (c* = 0 exactly), the registration is
+        # not told so and reads its c* table, certified to 1e-12 absolute
+        atol = 1e-12 if f == "c_star" else 1e-14
+        np.testing.assert_allclose(getattr(a, f), getattr(b, f), rtol=rtol, atol=atol)
     np.testing.assert_array_equal(a.status, b.status)
 
 

@@ -269,7 +269,8 @@ def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     grid, edge = meanfield_cuda._kernels(act)
     a1, a2, i64 = float64[:], float64[:, :], int64
     tab = (float64[:, :, :], int8[:, :], float64[:, :, :, :, :], int8[:, :], a1, float64[:, :, :], a1,
-           float64[:, :, :, :, :], int8[:, :])  # the tables
+           float64[:, :, :, :, :], int8[:, :], float64[:, :, :, :], int8[:, :],
+           int8[:, :, :])  # the tables
     kernels = [
         (grid, (a1, a1, i64, i64, i64, *tab, a2, a2, a2, a2, a2, a2, a2, int8[:, :])),
         (edge, (a1, float64, float64, i64, *tab, a1, int8[:])),

@@ -51,8 +51,8 @@ def _kernels(act):
     point, edge = base.point, base.edge
 
     @cuda.jit
-    def grid(sw, sb, start, n, redo, T1, OK1, T2, OK2, K0, S, SD, CS, OKC, q_out, chi1_out, c_out, chic_out, chiq_out,
-             xiq_out, xic_out, st_out):  # fmt: skip
+    def grid(sw, sb, start, n, redo, T1, OK1, T2, OK2, K0, S, SD, CS, OKC, QS, OKQ, LC, q_out, chi1_out, c_out,
+             chic_out, chiq_out, xiq_out, xic_out, st_out):  # fmt: skip
         p = start + cuda.grid(1)
         if p < n:
             nb = sb.shape[0]
@@ -61,7 +61,8 @@ def _kernels(act):
             if redo != 0 and not st_out[i, j] & redo:
                 return
             scr = cuda.local.array(WORK, float64)
-            tab = (_arr(T1), _arr(OK1), _arr(T2), _arr(OK2), _arr(K0), _arr(S), _arr(SD), _arr(CS), _arr(OKC))
+            tab = (_arr(T1), _arr(OK1), _arr(T2), _arr(OK2), _arr(K0), _arr(S), _arr(SD), _arr(CS), _arr(OKC), _arr(QS),
+                   _arr(OKQ), _arr(LC))
             r = point(sw[i], sb[j], scr, tab, False)
             store_point(
                 r, i, j, _arr(q_out), _arr(chi1_out), _arr(c_out), _arr(chic_out), _arr(chiq_out), _arr(xiq_out),
@@ -69,10 +70,11 @@ def _kernels(act):
             )  # fmt: skip
 
     @cuda.jit
-    def edge_kernel(sb, lo, hi, nscan, T1, OK1, T2, OK2, K0, S, SD, CS, OKC, out, st_out):
+    def edge_kernel(sb, lo, hi, nscan, T1, OK1, T2, OK2, K0, S, SD, CS, OKC, QS, OKQ, LC, out, st_out):
         j = cuda.grid(1)
         if j < sb.shape[0]:
-            tab = (_arr(T1), _arr(OK1), _arr(T2), _arr(OK2), _arr(K0), _arr(S), _arr(SD), _arr(CS), _arr(OKC))
+            tab = (_arr(T1), _arr(OK1), _arr(T2), _arr(OK2), _arr(K0), _arr(S), _arr(SD), _arr(CS), _arr(OKC), _arr(QS),
+                   _arr(OKQ), _arr(LC))
             r = edge(sb[j], lo, hi, nscan, tab, False)
             out[j] = r[0]
             st_out[j] = r[1]

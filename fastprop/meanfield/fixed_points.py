@@ -36,6 +36,7 @@ from fastprop.meanfield.interpolants import (
     cstar_table,
     hermite_table,
     q_panel,
+    q_start,
     start_table,
     t_panel,
     theta_box,
@@ -55,7 +56,8 @@ def q_star_moments(sw, sb, tab, exact):
     (:mod:`fastprop.meanfield.interpolants`) where they cover q, else from the
     quadrature when ``exact``; otherwise the status is ``_NEED_EXACT``.
 
-    Newton needs only E φ² and its q-derivative; all five moments are evaluated
+    Newton starts at the q* start table's estimate where it has one (else at
+    V(0)); it needs only E φ² and its q-derivative; all five moments are evaluated
     once the step is small (``_FULL_STEP``), so that the last iterate carries them.
     """
     none = (math.nan, math.nan, math.nan, math.nan, math.nan)
@@ -69,6 +71,9 @@ def q_star_moments(sw, sb, tab, exact):
         x = 1.0
     else:
         x = v0
+    start = q_start(w2, b2, tab[9], tab[10])
+    if start > 0.0 and start < Q_MAX:
+        x = start
     lo = 0.0
     hi = math.inf
     grow = 4.0
@@ -198,7 +203,7 @@ def c_star_tabulated(q, t, tab, scr):
     st = tab[8][i, p]
     if st != 1:
         return st, math.nan, math.nan
-    c, slope = cstar_table(tab[7], i, x, p, y, scr)
+    c, slope = cstar_table(tab[7], tab[11], i, x, p, y, scr)
     return 1, c, slope
 
 

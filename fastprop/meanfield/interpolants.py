@@ -40,11 +40,20 @@ Layout
 * c* table ``CS[i, p, f, l, k]`` (l < ``CT`` in t, k < ``CQ`` in ln q) on each pair
   panel i and t panel p: f = 0: c*, f = 1: χ_c, as functions of (ln q*, t) (both
   depend on q* and t alone, as above). The t panels (:func:`t_panel`) are graded
-  towards the edge of chaos t = 0, where c* → 1: [2^{−p−1}, 2^{−p}] for
-  t < 1/2 down to ``T_LO`` = 2^{−7}, and four panels of width 1/8 above 1/2 (c*
-  bends most towards t = 1, σ_b = 0). ``OKC[i, p]``: 1 certified (a chaotic point
-  there is two small Chebyshev sums, no Newton), 0 not built yet, −1 failed or not
-  built (the point solves c* by Newton on the pair table, from the start table).
+  towards the edge of chaos t = 0, where c* → 1: twelve with ratio √2 from ``T_LO`` =
+  2^{−7} to 1/2, and eight of width 1/16 above 1/2 (c* bends most towards t = 1,
+  σ_b = 0). ``OKC[i, p]``: 1 certified (a chaotic point there is two small Chebyshev
+  sums, no Newton), 0 not built yet, −1 failed or not built (the point solves c* by
+  Newton on the pair table, from the start table). ``LC[i, p]`` = (terms in t, terms
+  in ln q) a certified panel keeps: the rest are negligible (below a quarter of its
+  tolerance in all), so a point sums only those.
+* q* start table ``QS[a, b, k, l]`` (k < ``QA``, l < ``QB``): ln q* as a Chebyshev
+  series in (ln σ_w², ln σ_b²) on unit panels, a < ``NA`` from ln σ_w² = ``A_LO``,
+  b < ``NB`` from ln σ_b² = ``B_LO`` (σ_w ∈ [0.0067, 148], σ_b ∈ [4.5e-5, 2.2e4]);
+  b = ``NB`` holds σ_b = 0 (a series in ln σ_w² alone, l = 0). ``OKQ[a, b]`` = 1
+  where it was within ``Q_START_TOL`` of q* (relative) at fresh points. Not
+  certified: it only starts Newton on q*, which then needs two or three steps instead
+  of five or six (the answer is Newton's, to ``Q_RTOL``).
 
 A point outside the table (q beyond its range, c outside [C_LO, C_HI], a panel
 that failed) is computed by the exact per-point quadrature instead.
@@ -77,14 +86,25 @@ SQ = 8
 """Chebyshev terms of the start table in ln q."""
 ST = 24
 """Chebyshev terms of the start table in t."""
-CQ = 12
-"""Chebyshev terms of the c* table in ln q (a multiple of 4: :func:`cstar_table`)."""
-CT = 20
-"""Chebyshev terms of the c* table in t."""
-NT = 10
+CQ = 16
+"""Chebyshev terms of the c* table in ln q (at most; a multiple of 4: :func:`cstar_table`)."""
+CT = 16
+"""Chebyshev terms of the c* table in t (at most)."""
+NT = 20
 """t panels of the c* table (:func:`t_panel`)."""
 T_LO = 2.0**-7
+_SQRT2 = math.sqrt(2.0)
 """Smallest t the c* table covers."""
+QA = 8
+"""Chebyshev terms of the q* start table in ln σ_w²."""
+QB = 8
+"""Chebyshev terms of the q* start table in ln σ_b²."""
+A_LO = -10.0
+NA = 20
+B_LO = -20.0
+NB = 40
+Q_START_TOL = 1e-3
+"""A panel of the q* start table is used where it is this close to q* (relative) at fresh points."""
 WORK_SIZE = max(KMEHLER + 1 + 3 * DEG_T, CQ)
 """Work space of the table path of a point (float64 values): the Hermite coefficients,
 one collapsed pair box and the Chebyshev polynomials at one point; or the c* table's sums."""
@@ -288,41 +308,49 @@ def start_table(S, i, x, t):
 @njit(cache=True)
 def t_panel(t):
     """(p, y): the t panel of the c* table holding t and the Chebyshev variable y ∈ [−1, 1]
-    on it; p = −1 outside [``T_LO``, 1]. Panels 0 … 5 are [2^{p−7}, 2^{p−6}], panels
-    6 … 9 are [1/2 + (p − 6)/8, 1/2 + (p − 5)/8]."""
+    on it; p = −1 outside [``T_LO``, 1]. Panels 0 … 11 are [2^{(p−14)/2}, 2^{(p−13)/2}],
+    panels 12 … 19 are [1/2 + (p − 12)/16, 1/2 + (p − 11)/16]."""
     if t >= 0.5:
         if not t <= 1.0:
             return -1, 0.0
-        p = min(int((t - 0.5) * 8.0), 3)
-        return 6 + p, min(16.0 * (t - 0.5 - 0.125 * p) - 1.0, 1.0)
+        p = min(int((t - 0.5) * 16.0), 7)
+        return 12 + p, min(32.0 * (t - 0.5 - 0.0625 * p) - 1.0, 1.0)
     if not t >= T_LO:
         return -1, 0.0
     m, e = math.frexp(t)  # t = m 2^e, m ∈ [1/2, 1): t ∈ [2^{e−1}, 2^e)
-    return e + 6, 4.0 * m - 3.0
+    r = 2.0 * m  # t / 2^{e−1} ∈ [1, 2)
+    if r < _SQRT2:
+        return 2 * (e + 6), max(2.0 * (r - 1.0) / (_SQRT2 - 1.0) - 1.0, -1.0)
+    return 2 * (e + 6) + 1, min(2.0 * (r / _SQRT2 - 1.0) / (_SQRT2 - 1.0) - 1.0, 1.0)
+
 
 
 def t_panel_edges(p):
     """(lo, hi) of t panel p (:func:`t_panel`)."""
-    if p < 6:
-        return 2.0 ** (p - 7), 2.0 ** (p - 6)
-    return 0.5 + 0.125 * (p - 6), 0.5 + 0.125 * (p - 5)
+    if p < 12:
+        lo = 2.0 ** (p // 2 - 7) * (_SQRT2 if p % 2 else 1.0)
+        return lo, (2.0 ** (p // 2 - 6) if p % 2 else lo * _SQRT2)
+    return 0.5 + 0.0625 * (p - 12), 0.5 + 0.0625 * (p - 11)
 
 
 @njit(cache=True)
-def cstar_table(CS, i, x, p, y, w):
+def cstar_table(CS, LC, i, x, p, y, w):
     """(c*, χ_c) from the c* table on pair panel i, t panel p at the Chebyshev variables
-    x (ln q) and y (t); ``w``: work space of ``CQ`` values. With the T_m(x) from their
-    recurrence, each t coefficient is a sum over m of its own: the sums are independent
-    (they overlap in the processor), where Clenshaw's steps would wait on each other."""
-    chebyshev_values_n(x, w, 0, CQ)
+    x (ln q) and y (t), summing the terms ``LC[i, p]`` keeps; ``w``: work space of ``CQ``
+    values. With the T_m(x) from their recurrence, each t coefficient is a sum over m of
+    its own: the sums are independent (they overlap in the processor), where Clenshaw's
+    steps would wait on each other."""
+    nt = LC[i, p, 0]
+    nq = LC[i, p, 1]
+    chebyshev_values_n(x, w, 0, nq)
     y2 = 2.0 * y
     t0 = 1.0
     t1 = y
     c = 0.0
     chic = 0.0
-    for k in range(CT):
+    for k in range(nt):
         a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = 0.0
-        for m in range(0, CQ, 4):  # four partial sums each: short chains of dependent steps
+        for m in range(0, nq, 4):  # four partial sums each: short chains of dependent steps
             a0 += CS[i, p, 0, k, m] * w[m]
             a1 += CS[i, p, 0, k, m + 1] * w[m + 1]
             a2 += CS[i, p, 0, k, m + 2] * w[m + 2]
@@ -339,12 +367,50 @@ def cstar_table(CS, i, x, p, y, w):
 
 @njit(cache=True)
 def chebyshev_values_n(x, w, at, n):
-    """w[at + k] = T_k(x) for k < n (three-term recurrence)."""
+    """w[at + k] = T_k(x) for k < max(n, 2) (three-term recurrence)."""
     w[at] = 1.0
     w[at + 1] = x
     x2 = 2.0 * x
     for k in range(2, n):
         w[at + k] = x2 * w[at + k - 1] - w[at + k - 2]
+
+
+@njit(cache=True)
+def q_start(w2, b2, QS, OKQ):
+    """The q* start table's estimate of q* at σ_w² = ``w2``, σ_b² = ``b2`` (layout above);
+    NaN where it has none."""
+    if not w2 > 0.0:
+        return math.nan
+    a = math.log(w2) - A_LO
+    if not 0.0 <= a <= NA:
+        return math.nan
+    ia = min(int(a), NA - 1)
+    x = 2.0 * (a - ia) - 1.0
+    if b2 == 0.0:
+        ib = NB
+        y = 0.0
+    else:
+        b = math.log(b2) - B_LO
+        if not 0.0 <= b <= NB:
+            return math.nan
+        ib = min(int(b), NB - 1)
+        y = 2.0 * (b - ib) - 1.0
+    if OKQ[ia, ib] != 1:
+        return math.nan
+    x2 = 2.0 * x
+    y2 = 2.0 * y
+    d1 = 0.0
+    d2 = 0.0
+    for k in range(QB - 1, -1, -1):
+        b1 = 0.0
+        b0 = 0.0
+        for m in range(QA - 1, 0, -1):
+            b1, b0 = x2 * b1 - b0 + QS[ia, ib, m, k], b1
+        col = x * b1 - b0 + QS[ia, ib, 0, k]
+        if k == 0:
+            return math.exp(y * d1 - d2 + col)
+        d1, d2 = y2 * d1 - d2 + col, d1
+    return math.nan
 
 
 @njit(cache=True)

@@ -44,7 +44,7 @@ c* solved at 8 × 24 (ln q, t) nodes by the path that does not use it, and its
 error at the fresh points ``CHECK_S``, doubled, which every start subtracts; it is
 not certified (Newton on the certified tables makes the answer), only measured,
 and dropped (``SD`` = −1) where that error exceeds ``START_MAX_ERR``. Then the panel's
-c* table: c* and χ_c on 12 × 20 (ln q, t) nodes of each of its ten t panels, solved by
+c* table: c* and χ_c on 12 × 16 (ln q, t) nodes of each of its twenty t panels, solved by
 Newton on the pair table from the start table, and certified like the pair boxes
 (last two coefficients each way, six fresh points, each within 1/``SAFETY_C`` of the
 bound) to ``TOL_C`` + ``NOISE_C``/(1 − χ_c)
@@ -74,6 +74,8 @@ from ..run.targets import n_chunks
 from .common import KMEHLER, Q_MAX, grid_positions
 from .compiled import kernels
 from .interpolants import (
+    A_LO,
+    B_LO,
     C_HI,
     CQ,
     CT,
@@ -81,10 +83,15 @@ from .interpolants import (
     DEG_T,
     HERM0,
     LNQ_LO,
+    NA,
+    NB,
     NF1,
     NQ,
     NQ1,
     NT,
+    Q_START_TOL,
+    QA,
+    QB,
     SQ,
     ST,
     T_LO,
@@ -92,6 +99,7 @@ from .interpolants import (
     TOL,
     J,
     mark_panels,
+    q_start,
     start_table,
     t_panel_edges,
 )
@@ -127,6 +135,10 @@ _NODES_SQ = np.cos(np.pi * (np.arange(SQ) + 0.5) / SQ)
 _NODES_ST = np.cos(np.pi * (np.arange(ST) + 0.5) / ST)
 _NODES_CQ = np.cos(np.pi * (np.arange(CQ) + 0.5) / CQ)
 _NODES_CT = np.cos(np.pi * (np.arange(CT) + 0.5) / CT)
+_NODES_QA = np.cos(np.pi * (np.arange(QA) + 0.5) / QA)
+_NODES_QB = np.cos(np.pi * (np.arange(QB) + 0.5) / QB)
+CHECK_Q = ((-0.55, 0.3), (0.45, -0.7), (0.9, 0.85))
+"""Fresh points (x, y) at which every panel of the q* start table is measured."""
 _LOCK = threading.RLock()
 _CACHE: dict = {}
 FORMAT = 3
@@ -135,7 +147,7 @@ FORMAT = 3
 class Tables:
     """The tables of one activation (arrays of :mod:`fastprop.meanfield.interpolants`).
 
-    ``arrays`` is the tuple ``(T1, OK1, T2, OK2, K0, S, SD, CS, OKC)`` the compiled code takes;
+    ``arrays`` is the tuple ``(T1, OK1, T2, OK2, K0, S, SD, CS, OKC, QS, OKQ, LC)`` the compiled code takes;
     :meth:`ensure_pairs` builds the pair boxes (and start and c* tables) of the ln q panels
     of given q values. ``exact=True`` makes empty tables (every point takes the exact path):
     the reference the tables are tested against.
@@ -154,17 +166,23 @@ class Tables:
         self.SD = np.full(NQ, -1.0 if exact else 0.0)
         self.CS = np.zeros((NQ, NT, 2, CT, CQ))
         self.OKC = np.full((NQ, NT), -1 if exact else 0, dtype=np.int8)
+        self.LC = np.zeros((NQ, NT, 2), dtype=np.int8)
+        self.QS = np.zeros((NA, NB + 1, QA, QB))
+        self.OKQ = np.full((NA, NB + 1), -1, dtype=np.int8)
         self.build_seconds = 0.0
         self._path = None if exact else _table_path(act)
         if exact or not self._load():
             self._limits()
             if not exact:
                 self._build_1d()
+                self._build_q_start()
                 self._save()
 
     @property
     def arrays(self):
-        return (self.T1, self.OK1, self.T2, self.OK2, self.K0, self.S, self.SD, self.CS, self.OKC)
+        return (self.T1, self.OK1, self.T2, self.OK2, self.K0, self.S, self.SD, self.CS, self.OKC, self.QS, self.OKQ,
+            self.LC,
+        )  # fmt: skip
 
     # -------------------------------------------------------------- building
     def _limits(self):
@@ -194,6 +212,54 @@ class Tables:
         self.OK1[:, 1] = np.where(good.all(axis=1), 1, -1)
         self.build_seconds += time.perf_counter() - t0
 
+    def _build_q_start(self):
+        """The q* start table (layout in :mod:`fastprop.meanfield.interpolants`): q* at the
+        nodes of every panel by Newton from V(0), ln q* interpolated, and each panel used
+        where it is within ``Q_START_TOL`` of q* at ``CHECK_Q`` and every node is a finite q* > 0."""
+        import time
+
+        t0 = time.perf_counter()
+        k = kernels(self.activation, "parallel")
+        gx = np.concatenate([np.repeat(_NODES_QA, QB), [c[0] for c in CHECK_Q]])
+        gy = np.concatenate([np.tile(_NODES_QB, QA), [c[1] for c in CHECK_Q]])
+        ia, ib = np.meshgrid(np.arange(NA), np.arange(NB), indexing="ij")
+        lnw = A_LO + ia[..., None] + 0.5 * (gx + 1.0)  # [a, b, node]
+        lnb = B_LO + ib[..., None] + 0.5 * (gy + 1.0)
+        # σ_b = 0: the QA nodes in ln σ_w² and the checks' x
+        zx = np.concatenate([_NODES_QA, [c[0] for c in CHECK_Q]])
+        lnw0 = A_LO + np.arange(NA)[:, None] + 0.5 * (zx + 1.0)
+        sw = np.exp(0.5 * np.concatenate([lnw.ravel(), lnw0.ravel()]))
+        sb = np.concatenate([np.exp(0.5 * lnb.ravel()), np.zeros(lnw0.size)])
+        q = np.empty(sw.size)
+        none = (*self.arrays[:10], np.full_like(self.OKQ, -1), self.LC)
+        k.map_driver(2, sw, sw, sw, sb, none, q)
+        n2 = lnw.size
+        q2 = q[:n2].reshape(NA, NB, gx.size)
+        q0 = q[n2:].reshape(NA, zx.size)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            good2 = np.all(np.isfinite(np.log(q2)), axis=2)
+            good0 = np.all(np.isfinite(np.log(q0)), axis=1)
+            l2 = np.where(np.isfinite(np.log(q2)), np.log(q2), 0.0)
+            l0 = np.where(np.isfinite(np.log(q0)), np.log(q0), 0.0)
+        nodes = l2[:, :, : QA * QB].reshape(NA * NB, QA, QB)
+        self.QS[:, :NB] = _dct2(np.ascontiguousarray(nodes)).reshape(NA, NB, QA, QB)
+        self.QS[:, NB, :, 0] = _dct1(np.ascontiguousarray(l0[:, None, :QA]))[:, 0]
+        self.OKQ[:, :NB] = np.where(good2, 1, -1)
+        self.OKQ[:, NB] = np.where(good0, 1, -1)
+        for a in range(NA):
+            for b in range(NB + 1):
+                if self.OKQ[a, b] != 1:
+                    continue
+                for m, (xc, yc) in enumerate(CHECK_Q):
+                    w2 = math.exp(A_LO + a + 0.5 * (xc + 1.0))
+                    b2 = 0.0 if b == NB else math.exp(B_LO + b + 0.5 * (yc + 1.0))
+                    exact = q0[a, QA + m] if b == NB else q2[a, b, QA * QB + m]
+                    est = q_start(w2, b2, self.QS, self.OKQ)
+                    if not abs(est - exact) <= Q_START_TOL * exact:
+                        self.OKQ[a, b] = -1
+                        break
+        self.build_seconds += time.perf_counter() - t0
+
     def ensure_pairs(self, q):
         """Build (and certify) the pair boxes of the ln q panels holding the values ``q``."""
         need = np.zeros(NQ, dtype=np.bool_)
@@ -207,10 +273,7 @@ class Tables:
         import time
 
         with _LOCK:
-            todo = [
-                int(i) for i in panels
-                if np.any(self.OK2[int(i)] == 0) or self.SD[int(i)] == 0.0 or np.any(self.OKC[int(i)] == 0)
-            ]  # fmt: skip
+            todo = [int(i) for i in panels if self._unbuilt(int(i))]
             if not todo:
                 return
             t0 = time.perf_counter()
@@ -223,6 +286,10 @@ class Tables:
                     self._build_cstar(i, target)
             self.build_seconds += time.perf_counter() - t0
             self._save()
+
+    def _unbuilt(self, i):
+        """Whether anything of pair panel i (boxes, start table, c* table) is still to be built."""
+        return bool(np.any(self.OK2[i] == 0) or self.SD[i] == 0.0 or np.any(self.OKC[i] == 0))
 
     def _build_panel(self, i):
         k = kernels(self.activation, "parallel")
@@ -285,7 +352,8 @@ class Tables:
         ts = np.concatenate([np.tile(0.5 * (_NODES_ST + 1.0), SQ), [p[1] for p in CHECK_S]])
         sd, okc = self.SD.copy(), np.full_like(self.OKC, -1)
         sd[i] = -1.0  # the nodes are solved without a start table (or a c* table)
-        vals, _, ok = self._solve_nodes(i, xs, ts, target, (*self.arrays[:6], sd, self.CS, okc))
+        tab = (*self.arrays[:6], sd, self.CS, okc, *self.arrays[9:])
+        vals, _, ok = self._solve_nodes(i, xs, ts, target, tab)
         if not ok:
             self.SD[i] = -1.0
             return
@@ -317,7 +385,7 @@ class Tables:
         xs = np.tile(grid_x, len(panels))
         ts = np.concatenate([lo + 0.5 * (grid_y + 1.0) * (hi - lo) for _, lo, hi in panels])
         okc = np.full_like(self.OKC, -1)
-        c, chic, ok = self._solve_nodes(i, xs, ts, target, (*self.arrays[:7], self.CS, okc))
+        c, chic, ok = self._solve_nodes(i, xs, ts, target, (*self.arrays[:8], okc, *self.arrays[9:]))
         if not ok:
             return
         n = grid_x.size
@@ -331,11 +399,15 @@ class Tables:
             scale = np.array([1.0, np.abs(hp).max()])
             tail = np.maximum(np.abs(coef[:, -2:, :]).max(axis=(1, 2)), np.abs(coef[:, :, -2:]).max(axis=(1, 2)))
             good = bool(np.all(tail <= TAIL * tol * scale))
-            for m, (xc, yc) in enumerate(CHECK_C):
+            nq, nt = _kept_terms(coef, 0.25 * tol * scale)
+            coef[:, nq:, :] = 0.0
+            coef[:, :, nt:] = 0.0
+            for m, (xc, yc) in enumerate(CHECK_C):  # the series as kept
                 e = _eval2(coef, xc, yc)
                 v = (cp[CQ * CT + m], hp[CQ * CT + m])
                 good &= abs(e[0] - v[0]) <= tol and abs(e[1] - v[1]) <= tol * abs(v[1])
             self.CS[i, p] = coef.transpose(0, 2, 1)  # [f, t, ln q]: the sums over ln q are contiguous
+            self.LC[i, p] = (nt, nq)
             self.OKC[i, p] = 1 if good else -1
 
     # -------------------------------------------------------------- disk cache
@@ -344,7 +416,7 @@ class Tables:
             return False
         try:
             with np.load(self._path) as f:
-                arrays = {k: f[k] for k in ("T1", "OK1", "T2", "OK2", "K0", "S", "SD", "CS", "OKC")}
+                arrays = {k: f[k] for k in ("T1", "OK1", "T2", "OK2", "K0", "S", "SD", "CS", "OKC", "QS", "OKQ", "LC")}
         except Exception:  # unreadable (truncated, another format): build afresh and overwrite
             return False
         for name, a in arrays.items():
@@ -365,7 +437,7 @@ class Tables:
             with os.fdopen(fd, "wb") as f:
                 np.savez(
                     f, T1=self.T1, OK1=self.OK1, T2=self.T2, OK2=self.OK2, K0=self.K0, S=self.S, SD=self.SD, CS=self.CS,
-                    OKC=self.OKC,
+                    OKC=self.OKC, QS=self.QS, OKQ=self.OKQ, LC=self.LC,
                 )  # fmt: skip
             os.replace(tmp, self._path)  # atomic; a concurrent writer's panels are rebuilt when needed
         except OSError:
@@ -382,6 +454,7 @@ class Tables:
             "failed_2d": int(np.sum(self.OK2 == -1)) if self.activation.kernel is None and not self.exact else 0,
             "start_tables": int(np.sum(self.SD > 0.0)),
             "cstar_panels": int(np.sum(self.OKC == 1)),
+            "q_start_panels": int(np.sum(self.OKQ == 1)),
             "build_seconds": self.build_seconds,
         }
 
@@ -393,6 +466,7 @@ def _table_path(act):
     layout = (
         f"{FORMAT} {LNQ_LO} {NQ} {NQ1} {DEG} {DEG_T} {J} {THETA_HI} {TOL} {KMEHLER} {CHECK_1D} {CHECK_2D} {SQ} {ST}"
         f" {CHECK_S} {START_MAX_ERR} {CQ} {CT} {NT} {T_LO} {CHECK_C} {TOL_C} {NOISE_C} {MAX_TOL_C} {SAFETY_C}"
+        f" {QA} {QB} {A_LO} {NA} {B_LO} {NB} {Q_START_TOL} {CHECK_Q}"
     )
     return _compile.data_path(f"tables-{act.name}", f"{act.name}:{act.fingerprint}:{layout}", ".npz")
 
@@ -447,6 +521,20 @@ def _eval1(T1, x):
 
 def _eval2(coef, x, y):
     return np.array([np.polynomial.chebyshev.chebval2d(x, y, coef[f]) for f in range(coef.shape[0])])
+
+
+def _kept_terms(coef, budget):
+    """(nq, nt): the fewest leading terms in ln q (a multiple of 4) and in t of the series
+    coef[f, ln q, t] whose dropped coefficients add up to at most ``budget[f]`` for every f
+    (each T_k is at most 1 in size, so that bounds what dropping them changes)."""
+    a = np.abs(coef)
+    best = (coef.shape[1], coef.shape[2])
+    for nq in range(4, coef.shape[1] + 1, 4):
+        for nt in range(1, coef.shape[2] + 1):
+            dropped = a.sum(axis=(1, 2)) - a[:, :nq, :nt].sum(axis=(1, 2))
+            if np.all(dropped <= budget) and nq * nt < best[0] * best[1]:
+                best = (nq, nt)
+    return best
 
 
 def _scales_1d(node):
