@@ -67,8 +67,9 @@ class GridHuge:
 
 class TableBuild:
     """Building an activation's tables (normally done once per machine and cached):
-    the one-dimensional table (485 ln q panels), and the 7 pair boxes of one ln q panel
-    (q ∈ [2.7, 7.4], where a tanh grid's chaotic points live)."""
+    the one-dimensional table (485 ln q panels) with the q* start table, and one ln q
+    panel's 7 pair boxes, start table and c* table (q ∈ [2.7, 7.4], where a tanh
+    grid's chaotic points live)."""
 
     params = (["tanh", "hard_tanh", "gelu"],)
     param_names = ["activation"]
@@ -94,6 +95,8 @@ class TableBuild:
 
     def time_pair_panel(self, activation):
         self.t.OK2[self.panel] = 0
+        self.t.SD[self.panel] = 0.0
+        self.t.OKC[self.panel] = 0
         self.t.build_panels([self.panel])
 
 

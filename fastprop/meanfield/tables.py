@@ -35,7 +35,9 @@ result never depends on whether a table exists, only on the activation.
 Cost and caching
 ----------------
 The one-dimensional table (485 panels of 16 nodes) is built when an
-activation is first used (about 0.1 s). The pair boxes are built on
+activation is first used (about 0.3 s), and after it the q* start table (820 panels
+of 8 × 8 nodes in (ln σ_w², ln σ_b²), q* by Newton from V(0) on the 1-D table; about
+0.15 s): not certified, it only starts Newton (``Q_START_TOL``). The pair boxes are built on
 demand, the seven θ boxes of a ln q panel at once, when a grid or a map first
 needs that panel (the lattice rule makes this 20–500 µs per node, so a panel
 of 7 × 16 × 24 nodes takes 0.05–1 s on one core; nodes run in parallel). With them
