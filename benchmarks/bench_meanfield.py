@@ -91,7 +91,7 @@ class TableBuild:
             os.environ["FASTPROP_CACHE_DIR"] = self._env
 
     def time_one_dimensional_table(self, activation):
-        Tables(fp.activation(activation))
+        Tables(fp.activation(activation)).ensure_q_start()
 
     def time_pair_panel(self, activation):
         self.t.OK2[self.panel] = 0

@@ -260,7 +260,8 @@ def test_q_star_from_the_start_table_is_newtons(name):
     it, at random points of its range, on both sides of the edge and at σ_b = 0; and where
     it has a start, the start is close."""
     t, k = tables(name), kernels(name)
-    none = (*t.arrays[:10], np.full_like(t.OKQ, -1), t.LC)
+    t.ensure_q_start()  # (grids and edges build it; maps never use it)
+    none = t.arrays_without_q_start
     rng = np.random.default_rng(5)
     sw = np.exp(rng.uniform(-4.5, 4.5, 300))
     sb = np.where(rng.uniform(size=300) < 0.2, 0.0, np.exp(rng.uniform(-9.5, 9.5, 300)))

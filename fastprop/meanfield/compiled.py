@@ -163,6 +163,7 @@ def kernels(act, target="cpu"):
             pending_panels=drivers.pending_panels,
             edge_driver=drivers.edge_driver,
             map_driver=drivers.map_driver,
+            q_star_nodes=drivers.q_star_nodes,
             moment_nodes=drivers.moment_nodes,
             pair_nodes=drivers.pair_nodes,
         )

@@ -33,8 +33,13 @@ def interleave_stride(n):
 
 
 def table_set(act, use_tables):
-    """The :class:`~fastprop.meanfield.tables.Tables` a computation uses (exact: empty ones)."""
-    return tables(act) if use_tables else exact_tables(act)
+    """The :class:`~fastprop.meanfield.tables.Tables` a grid or an edge uses (exact: empty
+    ones), with the q* start table built."""
+    if not use_tables:
+        return exact_tables(act)
+    tab = tables(act)
+    tab.ensure_q_start()
+    return tab
 
 
 def finish_pending(k, tab, sw, sb, out, tgt):

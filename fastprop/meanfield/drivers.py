@@ -69,27 +69,25 @@ def edge_driver(sb, lo, hi, nscan, tab, out, st_out):
 
 @njit(parallel=PARALLEL, cache=CACHE)
 def map_driver(kind, x, q, sw, sb, tab, out):
-    """out[i] = V(x[i]) (kind 0), C(x[i]) at q[i] or q* where q[i] < 0 (kind 1), q*(σ_w, σ_b) (kind 2);
-    in contiguous chunks (one work space each), in parallel with ``prange``."""
-    n = x.size
-    nchunks = min(n, 256)
-    for t in prange(nchunks):
-        scr = np.empty(SCRATCH_SIZE)
-        for i in range(t * n // nchunks, (t + 1) * n // nchunks):
-            _map_value(kind, i, x, q, sw, sb, tab, scr, out)
+    """out[i] = V(x[i]) (kind 0), C(x[i]) at q[i] or q* where q[i] < 0 (kind 1), q*(σ_w, σ_b) (kind 2)."""
+    scr = np.empty(SCRATCH_SIZE)
+    for i in range(x.size):
+        if kind == 0:
+            out[i] = length_map(x[i], sw[i], sb[i], tab)
+        elif kind == 2:
+            out[i] = q_star(sw[i], sb[i], tab, True)[0]
+        else:
+            qi = q[i]
+            if qi < 0.0:  # q not given: use q*
+                qi = q_star(sw[i], sb[i], tab, True)[0]
+            out[i] = correlation_map(x[i], qi, sw[i], sb[i], scr, tab) if 0.0 < qi < math.inf else math.nan
 
 
 @njit(cache=CACHE)
-def _map_value(kind, i, x, q, sw, sb, tab, scr, out):
-    if kind == 0:
-        out[i] = length_map(x[i], sw[i], sb[i], tab)
-    elif kind == 2:
+def q_star_nodes(sw, sb, tab, out):
+    """out[i] = q*(sw[i], sb[i]) (nodes of the q* start table; serial: q* alone compiles fast)."""
+    for i in range(sw.size):
         out[i] = q_star(sw[i], sb[i], tab, True)[0]
-    else:
-        qi = q[i]
-        if qi < 0.0:  # q not given: use q*
-            qi = q_star(sw[i], sb[i], tab, True)[0]
-        out[i] = correlation_map(x[i], qi, sw[i], sb[i], scr, tab) if 0.0 < qi < math.inf else math.nan
 
 
 @njit(parallel=PARALLEL, cache=CACHE)

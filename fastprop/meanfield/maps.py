@@ -29,10 +29,10 @@ def _run(kind, x, q, sigma_w, sigma_b, act):
     if kind == 1:  # the pair boxes of every q (q* where not given) must exist first
         x, q, sw, sb = flat
         if np.any(q < 0.0):
-            k.map_driver(2, sw, q, sw, sb, tab.arrays, out)
+            k.map_driver(2, sw, q, sw, sb, tab.arrays_without_q_start, out)
             q[q < 0.0] = out[q < 0.0]
         tab.ensure_pairs(q)
-    k.map_driver(kind, *flat, tab.arrays, out)
+    k.map_driver(kind, *flat, tab.arrays_without_q_start, out)
     out = out.reshape(shape)
     return float(out) if out.ndim == 0 else out
 

@@ -35,9 +35,11 @@ result never depends on whether a table exists, only on the activation.
 Cost and caching
 ----------------
 The one-dimensional table (485 panels of 16 nodes) is built when an
-activation is first used (about 0.3 s), and after it the q* start table (820 panels
-of 8 × 8 nodes in (ln σ_w², ln σ_b²), q* by Newton from V(0) on the 1-D table; about
-0.15 s): not certified, it only starts Newton (``Q_START_TOL``). The pair boxes are built on
+activation is first used (about 0.3 s); the q* start table (820 panels of 8 × 8 nodes
+in (ln σ_w², ln σ_b²), q* by Newton from V(0) on the 1-D table; about 0.15 s) when a
+grid or an edge first needs it (:meth:`Tables.ensure_q_start`). It is not certified: it
+only starts Newton (``Q_START_TOL``), and maps and the nodes of the other tables never use
+it, so no value depends on whether it was built yet. The pair boxes are built on
 demand, the seven θ boxes of a ln q panel at once, when a grid or a map first
 needs that panel (the lattice rule makes this 20–500 µs per node, so a panel
 of 7 × 16 × 24 nodes takes 0.05–1 s on one core; nodes run in parallel). With them
@@ -170,15 +172,31 @@ class Tables:
         self.OKC = np.full((NQ, NT), -1 if exact else 0, dtype=np.int8)
         self.LC = np.zeros((NQ, NT, 2), dtype=np.int8)
         self.QS = np.zeros((NA, NB + 1, QA, QB))
-        self.OKQ = np.full((NA, NB + 1), -1, dtype=np.int8)
+        self.OKQ = np.full((NA, NB + 1), -1 if exact else 0, dtype=np.int8)
+        self._no_q_start = np.full((NA, NB + 1), -1, dtype=np.int8)
         self.build_seconds = 0.0
         self._path = None if exact else _table_path(act)
         if exact or not self._load():
             self._limits()
             if not exact:
                 self._build_1d()
-                self._build_q_start()
                 self._save()
+
+    @property
+    def arrays_without_q_start(self):
+        """:attr:`arrays` with the q* start table marked absent: what maps and the nodes of
+        the other tables use, so that their values never depend on whether a grid has
+        built the start table yet (it changes q* by rounding only, but then not at all)."""
+        a = self.arrays
+        return (*a[:10], self._no_q_start, a[11])
+
+    def ensure_q_start(self):
+        """Build the q* start table if it is not built yet (grids and edges call this first)."""
+        with _LOCK:
+            if self.exact or np.any(self.OKQ != 0):
+                return
+            self._build_q_start()
+            self._save()
 
     @property
     def arrays(self):
@@ -221,7 +239,7 @@ class Tables:
         import time
 
         t0 = time.perf_counter()
-        k = kernels(self.activation, "parallel")
+        k = kernels(self.activation, "cpu")
         gx = np.concatenate([np.repeat(_NODES_QA, QB), [c[0] for c in CHECK_Q]])
         gy = np.concatenate([np.tile(_NODES_QB, QA), [c[1] for c in CHECK_Q]])
         ia, ib = np.meshgrid(np.arange(NA), np.arange(NB), indexing="ij")
@@ -233,8 +251,8 @@ class Tables:
         sw = np.exp(0.5 * np.concatenate([lnw.ravel(), lnw0.ravel()]))
         sb = np.concatenate([np.exp(0.5 * lnb.ravel()), np.zeros(lnw0.size)])
         q = np.empty(sw.size)
-        none = (*self.arrays[:10], np.full_like(self.OKQ, -1), self.LC)
-        k.map_driver(2, sw, sw, sw, sb, none, q)
+        none = self.arrays_without_q_start
+        k.q_star_nodes(sw, sb, none, q)
         n2 = lnw.size
         q2 = q[:n2].reshape(NA, NB, gx.size)
         q0 = q[n2:].reshape(NA, zx.size)
@@ -354,7 +372,7 @@ class Tables:
         ts = np.concatenate([np.tile(0.5 * (_NODES_ST + 1.0), SQ), [p[1] for p in CHECK_S]])
         sd, okc = self.SD.copy(), np.full_like(self.OKC, -1)
         sd[i] = -1.0  # the nodes are solved without a start table (or a c* table)
-        tab = (*self.arrays[:6], sd, self.CS, okc, *self.arrays[9:])
+        tab = (*self.arrays[:6], sd, self.CS, okc, *self.arrays_without_q_start[9:])
         vals, _, ok = self._solve_nodes(i, xs, ts, target, tab)
         if not ok:
             self.SD[i] = -1.0
@@ -387,7 +405,7 @@ class Tables:
         xs = np.tile(grid_x, len(panels))
         ts = np.concatenate([lo + 0.5 * (grid_y + 1.0) * (hi - lo) for _, lo, hi in panels])
         okc = np.full_like(self.OKC, -1)
-        c, chic, ok = self._solve_nodes(i, xs, ts, target, (*self.arrays[:8], okc, *self.arrays[9:]))
+        c, chic, ok = self._solve_nodes(i, xs, ts, target, (*self.arrays[:8], okc, *self.arrays_without_q_start[9:]))
         if not ok:
             return
         n = grid_x.size
