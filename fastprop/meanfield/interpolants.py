@@ -287,18 +287,23 @@ def cheb_theta(col, f, y):
 @njit(cache=True)
 def start_table(S, i, x, t):
     """The start table's c* on pair panel i at the Chebyshev variable x (ln q) and
-    t ∈ [0, 1] (layout above): Clenshaw in t over Clenshaw sums in x, as :func:`_cheb2`."""
-    y = 2.0 * t - 1.0
+    t ∈ [0, 1] (layout above)."""
+    return cheb2_box(S[i], x, 2.0 * t - 1.0)
+
+
+@njit(cache=True)
+def cheb2_box(C, x, y):
+    """Σ_{m,k} C[m, k] T_m(x) T_k(y): Clenshaw in y over Clenshaw sums in x, as :func:`_cheb2`."""
     x2 = 2.0 * x
     y2 = 2.0 * y
     d1 = 0.0
     d2 = 0.0
-    for k in range(ST - 1, -1, -1):
+    for k in range(C.shape[1] - 1, -1, -1):
         b1 = 0.0
         b2 = 0.0
-        for m in range(SQ - 1, 0, -1):
-            b1, b2 = x2 * b1 - b2 + S[i, m, k], b1
-        col = x * b1 - b2 + S[i, 0, k]
+        for m in range(C.shape[0] - 1, 0, -1):
+            b1, b2 = x2 * b1 - b2 + C[m, k], b1
+        col = x * b1 - b2 + C[0, k]
         if k == 0:
             return y * d1 - d2 + col
         d1, d2 = y2 * d1 - d2 + col, d1
@@ -397,20 +402,7 @@ def q_start(w2, b2, QS, OKQ):
         y = 2.0 * (b - ib) - 1.0
     if OKQ[ia, ib] != 1:
         return math.nan
-    x2 = 2.0 * x
-    y2 = 2.0 * y
-    d1 = 0.0
-    d2 = 0.0
-    for k in range(QB - 1, -1, -1):
-        b1 = 0.0
-        b0 = 0.0
-        for m in range(QA - 1, 0, -1):
-            b1, b0 = x2 * b1 - b0 + QS[ia, ib, m, k], b1
-        col = x * b1 - b0 + QS[ia, ib, 0, k]
-        if k == 0:
-            return math.exp(y * d1 - d2 + col)
-        d1, d2 = y2 * d1 - d2 + col, d1
-    return math.nan
+    return math.exp(cheb2_box(QS[ia, ib], x, y))
 
 
 @njit(cache=True)
