@@ -10,6 +10,7 @@ from numba import njit, prange
 
 from fastprop.chains import rng
 from fastprop.chains.common import DENSE
+from fastprop.run.borrow import borrowed
 from fastprop.run.compile import bound
 
 chain, dtype, PARALLEL, CACHE = bound(__name__, "chain", "dtype", "PARALLEL", "CACHE")
@@ -20,13 +21,21 @@ def run(out, rec, first, nb, seed, d, L, sw, sb, x0, method, ortho, tracked, rms
     zsize = d * d + d if method == DENSE else 2 * d
     qsize = d * d if (method == DENSE and ortho) else 1
     for t in prange(nchunks):
-        lo = t * nb // nchunks
-        hi = (t + 1) * nb // nchunks
         st = np.empty(rng.STREAM_SIZE, np.uint64)
         z = np.empty(zsize, dtype)
         q = np.empty(qsize, dtype)
         x = np.empty(d, dtype)
         h = np.empty(d, dtype)
-        for i in range(lo, hi):
-            rng.stream_init(st, seed, first + i)
-            chain(st, out, i, rec, L, d, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, z, q, x, h)
+        chunk(t * nb // nchunks, (t + 1) * nb // nchunks, st, z, q, x, h, out, rec, first, seed, d, L, sw, sb, x0,
+              method, ortho, tracked, rms, pos_sq, neg_sq)  # fmt: skip
+
+
+@njit(cache=CACHE)
+def chunk(lo, hi, st, z, q, x, h, out, rec, first, seed, d, L, sw, sb, x0, method, ortho, tracked, rms, pos_sq,
+          neg_sq):  # fmt: skip
+    """Chains [first + lo, first + hi) with the work arrays st, z, q, x, h. The arrays are
+    borrowed (:mod:`fastprop.run.borrow`): no reference counts in the chains' loops."""
+    st, z, q, x, h, out, rec, x0 = borrowed((st, z, q, x, h, out, rec, x0))
+    for i in range(lo, hi):
+        rng.stream_init(st, seed, first + i)
+        chain(st, out, i, rec, L, d, sw, sb, x0, method, ortho, tracked, rms, pos_sq, neg_sq, z, q, x, h)

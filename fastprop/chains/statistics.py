@@ -12,6 +12,7 @@ from numba import njit, prange
 
 from fastprop.chains import exactsum
 from fastprop.chains.common import hist_bin
+from fastprop.run.borrow import borrowed
 from fastprop.run.compile import bound
 
 PARALLEL, CACHE = bound(__name__, "PARALLEL", "CACHE")
@@ -20,6 +21,7 @@ PARALLEL, CACHE = bound(__name__, "PARALLEL", "CACHE")
 @njit(parallel=PARALLEL, cache=CACHE)
 def update(logn, nb, tlog, hist, zeros, n_inf, n_nan, above, below, sums, sq_inf):
     """Fold a batch of recorded log-norms (slots × nb) into the statistics."""
+    sums = borrowed(sums)  # no reference counts for its rows (fastprop.run.borrow)
     n_slots = logn.shape[0]
     for s in prange(n_slots):
         for i in range(nb):

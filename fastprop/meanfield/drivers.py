@@ -12,6 +12,7 @@ from numba import njit, prange
 
 from fastprop.meanfield.common import BLOCK, store_point
 from fastprop.meanfield.interpolants import HERM0, NQ, q_panel
+from fastprop.run.borrow import borrowed
 from fastprop.run.compile import bound
 
 (point, edge, length_map, correlation_map, q_star, moments, hermite_coefficients, pair, KMEHLER, SCRATCH_SIZE,
@@ -31,11 +32,13 @@ def grid_driver(sw, sb, start, stop, stride, redo, nchunks, tab, q_out, chi1_out
     the threads; no order array is needed. With ``redo`` ≠ 0 only the points whose
     status has one of the bits ``redo`` are computed (again). ``pointwise``: the
     points are (sw[i], sb[i]), written at [i, 0] (table nodes), not the grid sw × sb."""
+    tab = borrowed(tab)  # no reference counts in the loop (fastprop.run.borrow)
+    scratch = np.empty((nchunks, SCRATCH_SIZE))
     nb = 1 if pointwise else sb.size
     n = sw.size * nb
     nblocks = (n + BLOCK - 1) // BLOCK
     for t in prange(nchunks):
-        scr = np.empty(SCRATCH_SIZE)
+        scr = borrowed(scratch[t])
         for p in range(start + t * (stop - start) // nchunks, start + (t + 1) * (stop - start) // nchunks):
             idx = ((p // BLOCK) * stride) % nblocks * BLOCK + p % BLOCK
             if idx >= n:
@@ -61,6 +64,7 @@ def pending_panels(q_out, st_out, flag, need):
 
 @njit(parallel=PARALLEL, cache=CACHE)
 def edge_driver(sb, lo, hi, nscan, tab, out, st_out):
+    tab = borrowed(tab)
     for j in prange(sb.size):
         r = edge(sb[j], lo, hi, nscan, tab, True)
         out[j] = r[0]
@@ -70,8 +74,10 @@ def edge_driver(sb, lo, hi, nscan, tab, out, st_out):
 @njit(parallel=PARALLEL, cache=CACHE)
 def map_driver(kind, x, q, sw, sb, tab, out):
     """out[i] = V(x[i]) (kind 0), C(x[i]) at q[i] or q* where q[i] < 0 (kind 1), q*(σ_w, σ_b) (kind 2)."""
-    scr = np.empty(SCRATCH_SIZE)
+    tab = borrowed(tab)
+    scratch = np.empty(SCRATCH_SIZE)
     for i in range(x.size):
+        scr = borrowed(scratch)  # in the loop, so that scratch lives to its end
         if kind == 0:
             out[i] = length_map(x[i], sw[i], sb[i], tab)
         elif kind == 2:
@@ -86,6 +92,7 @@ def map_driver(kind, x, q, sw, sb, tab, out):
 @njit(cache=CACHE)
 def q_star_nodes(sw, sb, tab, out):
     """out[i] = q*(sw[i], sb[i]) (nodes of the q* start table; serial: q* alone compiles fast)."""
+    tab = borrowed(tab)
     for i in range(sw.size):
         out[i] = q_star(sw[i], sb[i], tab, True)[0]
 
