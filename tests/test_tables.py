@@ -54,7 +54,8 @@ def test_pair_table_matches_the_quadrature_at_random_q_and_c(name):
     for lnq in (math.log(0.05), math.log(3.0), math.log(400.0)):
         i = int(math.floor(lnq - I.LNQ_LO))
         if name in SMOOTH or lnq > 0:  # kinked φ at small q: corners far out in z, the exact path
-            assert np.mean(t.OK2[i] == 1) >= 5 / 7, (name, t.OK2[i])
+            # the seven widest boxes (c ≤ 0.99995); kinked φ can fail the finest ones at large q
+            assert np.mean(t.OK2[i, :7] == 1) >= 5 / 7, (name, t.OK2[i])
         for _ in range(6):
             q = math.exp(I.LNQ_LO + i + rng.uniform())
             c = math.cos(rng.uniform(I.THETA_LO, I.THETA_HI))
@@ -170,16 +171,25 @@ def test_edge_of_chaos_at_zero_bias_is_as_accurate_as_elsewhere():
         np.testing.assert_allclose(a, b, rtol=1e-11)
 
 
-def test_a_point_next_to_the_edge_converges_from_the_tables_start():
-    # χ_1 = 1 + 9e-6, c* = 0.999958 just beyond the pair table: the exact Newton starts
-    # from the table's last iterate, next to c*, where C' = 1 − 1e-5 makes c* itself
-    # uncertain by ~4e-11; it used to dither there until its cap (NOT_CONVERGED)
+def test_points_next_to_the_edge_converge_from_the_tables_start():
+    # χ_1 = 1 + 9e-6, c* = 0.999958 (beyond the pair table when it stopped at 0.99995):
+    # C' = 1 − 1e-5 makes c* itself uncertain by ~4e-11 on the exact path, which used to
+    # dither there until its cap (NOT_CONVERGED); on the pair table (certified to
+    # TOL = 1e-13) c* and χ_c are determined to TOL/(1 − χ_c)
     sw, sb = 1.3824582458245827, 0.28472847284728475  # a point of the 10⁴ × 10⁴ benchmark grid
     a = fp.meanfield_grid("tanh", [sw], [sb], target="cpu")
     b = fp.meanfield_grid("tanh", [sw], [sb], target="cpu", tables=False)
+    assert a.status[0, 0] == 0 and b.status[0, 0] == 0 and I.C_LO < a.c_star[0, 0] < I.C_HI
+    bound = I.TOL / (1.0 - b.chi_c[0, 0])
+    assert abs(a.c_star[0, 0] - b.c_star[0, 0]) <= bound and abs(a.chi_c[0, 0] - b.chi_c[0, 0]) <= bound
+    # χ_1 = 1 + 2.5e-9, c* = 1 − 5e-8 beyond the pair table: the exact Newton starts from
+    # the table's last iterate; c* and χ_c are only determined to ~1e-16/(1 − χ_c) ≈ 5e-9
+    sw = 1.3824427409948497
+    a = fp.meanfield_grid("tanh", [sw], [sb], target="cpu")
+    b = fp.meanfield_grid("tanh", [sw], [sb], target="cpu", tables=False)
     assert a.status[0, 0] == 0 and b.status[0, 0] == 0 and a.c_star[0, 0] > I.C_HI
-    assert a.c_star[0, 0] == pytest.approx(b.c_star[0, 0], abs=1e-10)
-    assert a.chi_c[0, 0] == pytest.approx(b.chi_c[0, 0], rel=1e-9)
+    bound = 1e-14 / (1.0 - a.chi_c[0, 0])
+    assert abs(a.c_star[0, 0] - b.c_star[0, 0]) <= bound and abs(a.chi_c[0, 0] - b.chi_c[0, 0]) <= bound
 
 
 def test_tables_flag_must_be_a_bool():

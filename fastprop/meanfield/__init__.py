@@ -66,7 +66,7 @@ t = (χ_1 − 1)/(χ̂ − 1), χ̂ = q E φ'²/E φ², so c*(ln q, t) is tabula
 panel (not certified; its measured error, doubled, puts the start below c*),
 and Newton on the pair table takes two or three steps in one box; where the start
 says c* < 0.25, the Mehler model below starts there. Where no certified
-table covers a value (q below 4e-11, c* above 0.99995 next to the edge of
+table covers a value (q below 4e-11, c* above 1 − 5e-8 next to the edge of
 chaos, c < 0.25 when the Mehler series has not converged, a kinked φ's panel
 that failed its certificate) the point takes the exact per-point path
 described here, which stays the reference (``tables=False``).

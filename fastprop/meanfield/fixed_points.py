@@ -43,12 +43,16 @@ from fastprop.meanfield.interpolants import (
 )
 from fastprop.run.compile import bound
 
+# ``point`` and the functions it calls on every grid point are inlined into their callers
+# (``inline="always"``, Numba IR): a call that is not inlined passes the tables ``tab``
+# (twelve arrays, about 130 machine words) flattened into its arguments, which cost a third
+# of a grid point's time. The exact fallbacks stay calls.
 ev, moments_at, length_moments_at, mehler, mehler_root, pair, HAS_KERNEL, CACHE = bound(
     __name__, "ev", "moments_at", "length_moments_at", "mehler", "mehler_root", "pair", "HAS_KERNEL", "CACHE"
 )
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, inline="always")
 def q_star_moments(sw, sb, tab, exact):
     """(q*, status, moments) — the stable fixed point of V, its status bits (see
     module docstring) and the moments at q* (within 1e-15 relative) when
@@ -133,7 +137,7 @@ def q_star(sw, sb, tab, exact):
     return q, status
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, inline="always")
 def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr, tab, exact):
     """(c*, χ_c, status) at q* > 0 (see module docstring); ``scr``: work space.
 
@@ -191,7 +195,7 @@ def c_star(q, sw, sb, e_phi, e_dphi, e_phi2, chi1, scr, tab, exact):
     return c_star_exact(q, sw, sb, c, scr)
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, inline="always")
 def c_star_tabulated(q, t, tab, scr):
     """(state, c*, χ_c) from the certified c* table at q* = q and t = (χ_1 − 1)/(χ̂ − 1),
     χ̂ = q E φ'²/E φ² = q χ_1/(σ_w² E φ²) (layout in :mod:`fastprop.meanfield.interpolants`);
@@ -316,7 +320,7 @@ def c_star_exact(q, sw, sb, c, scr):
     return c, slope, _NOT_CONVERGED
 
 
-@njit(cache=CACHE)
+@njit(cache=CACHE, inline="always")
 def point(sw, sb, scr, tab, exact):
     """(q*, χ_1, c*, χ_c, χ_q, ξ_q, ξ_c, status) at one (σ_w, σ_b); ``scr`` is a
     work space of ``SCRATCH_SIZE`` float64 values (its contents are not used);

@@ -22,10 +22,14 @@ Layout
   f = 1: M(q, c) = E φ'(u₁)φ'(u₂) (Var u = q, Corr = c), in ``θ = arccos c`` on
   ``J`` boxes graded geometrically towards θ = 0: box j is
   [Θ·2^{−j−1}, Θ·2^{−j}] with Θ = arccos ``C_LO``; so c ∈ [``C_LO``, cos(Θ/2^J)]
-  = [0.25, 0.99995]. Graded boxes follow the q → ∞ limit of a saturating φ,
+  = [0.25, 1 − 5.2e-8]. Graded boxes follow the q → ∞ limit of a saturating φ,
   N → (2/π) arcsin c = 1 − 2θ/π, whose finite-q rounding near θ = 0 has width
-  ~1/√q. ``OK2[i, j]``: 1 certified, 0 not built yet, −1 failed certification
-  (the exact path is used there).
+  ~1/√q. Twelve boxes reach that far towards c = 1 because c* leaves 1 slowly at
+  the edge of chaos (1 − c* ∝ χ_1 − 1 for smooth φ, ∝ (χ_1 − 1)² for kinked φ):
+  with seven (c ≤ 0.99995) a few tenths of a percent of a kinked φ's chaotic grid
+  points solved c* by exact quadrature, most of its grid time. ``OK2[i, j]``: 1
+  certified, 0 not built yet, −1 failed certification (the exact path is used
+  there; for kinked φ at large q the finest boxes can fail).
 * ``K0`` holds limits: K0[0] = dE φ²/dq and K0[1] = E φ'² at q → 0⁺.
 * Start table ``S[i, k, l]`` (k < ``SQ`` in ln q, l < ``ST`` in t) on each pair panel:
   c* as a Chebyshev series in (ln q, t) with t = (χ_1 − 1)/(χ̂ − 1) ∈ (0, 1],
@@ -79,7 +83,7 @@ HERM0 = 5
 """Index of a_0 among the one-dimensional functions."""
 C_LO = 0.25
 THETA_HI = math.acos(C_LO)
-J = 7
+J = 12
 THETA_LO = THETA_HI / 2.0**J
 C_HI = math.cos(THETA_LO)
 SQ = 8
