@@ -315,3 +315,15 @@ def test_mehler_root_is_the_same_from_any_start():
     for start in (0.5 * c0, c0 + 0.01, 0.6, 0.9999):  # the last ones are past the model's minimum
         c, s, d = root(coef, e2, q, sw, sb, 1e-15, start)
         assert d and c == pytest.approx(c0, abs=1e-15) and s == pytest.approx(s0, rel=1e-13)
+
+
+def test_q_start_sum_is_the_two_dimensional_chebyshev_series():
+    # cheb2_8 (the q* start table's unrolled sum) against numpy's chebval2d
+    rng = np.random.default_rng(8)
+    C = rng.normal(size=(2, 3, I.QA, I.QB)) * 0.5 ** np.add.outer(np.arange(I.QA), np.arange(I.QB))
+    for _ in range(50):
+        a, b = rng.integers(0, 2), rng.integers(0, 3)
+        x, y = rng.uniform(-1.0, 1.0, 2)
+        ref = np.polynomial.chebyshev.chebval2d(x, y, C[a, b])
+        assert I.cheb2_8(C, a, b, x, y) == pytest.approx(ref, rel=1e-14, abs=1e-14)
+        assert I.cheb2_box(C[a, b], x, y) == pytest.approx(ref, rel=1e-14, abs=1e-14)
