@@ -120,6 +120,10 @@ def _wait_for(path, proc, timeout=120.0):
     return True
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_tail_resumes_to_the_identical_result(tmp_path, sig):
     """A signal mid-run leaves a checkpoint of the finished blocks; --resume ends exactly
@@ -131,8 +135,11 @@ def test_interrupted_tail_resumes_to_the_identical_result(tmp_path, sig):
         out.unlink(missing_ok=True)
         args = ("tail", "--width", "3", "--depth", "2", "5", "--method", "dense", "--chains", str(n), "--seed", "5")
         args = (*args, "--target", "cpu", "--out", str(out), "--checkpoint-every", "0", "--png", "none")
+        # a child inherits an ignored SIGINT (pytest started in the background by a
+        # non-interactive shell), and Python then installs no KeyboardInterrupt handler:
+        # give the child the default disposition, as a terminal's Ctrl-C would find it
         proc = subprocess.Popen([*CMD, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                cwd=tmp_path)  # fmt: skip
+                                cwd=tmp_path, preexec_fn=_default_sigint)  # fmt: skip
         try:
             assert _wait_for(out, proc), "no checkpoint appeared"
             proc.send_signal(sig)

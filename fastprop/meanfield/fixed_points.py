@@ -346,6 +346,9 @@ def point(sw, sb, scr, tab, exact):
         status |= st
         if st & (_PENDING | _NEED_EXACT):
             return q, chi1, nan, nan, nan, nan, nan, status
+        # c* ≤ 1 by definition; just above the edge of chaos, where 1 − c* is of
+        # order χ_1 − 1, rounding (about 1e-16/(χ_1 − 1) in c*) can push it past
+        c = min(c, 1.0)
     xiq = depth_scale(chiq)
     xic = depth_scale(chic)
     if xiq == math.inf or xic == math.inf:
