@@ -22,6 +22,7 @@ from .chains import ChainResult, TailEstimate, exact, simulate_chains
 from .meanfield import MeanFieldGrid, Status, correlation_map, edge_of_chaos, length_map, meanfield_grid
 from .run import checkpoint, distributed
 from .run.targets import TARGETS
+from .spectra import JacobianSpectrum, jacobian_moments, jacobian_spectrum
 
 __all__ = [
     "__version__",
@@ -39,6 +40,9 @@ __all__ = [
     "ChainResult",
     "TailEstimate",
     "exact",
+    "jacobian_moments",
+    "jacobian_spectrum",
+    "JacobianSpectrum",
     "checkpoint",
     "distributed",
     "plot",

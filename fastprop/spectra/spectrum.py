@@ -1,0 +1,298 @@
+"""Public functions: :func:`jacobian_moments` and :func:`jacobian_spectrum`."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _validate
+from ..activations import activation as _activation
+from . import freeprob, law, series
+
+NSUB = 8
+"""Refinement of the law of D² used for the density (the estimate uses NSUB/2)."""
+
+K_MAX = 64
+"""Highest moment order :meth:`JacobianSpectrum.moments` computes."""
+
+WEIGHTS = ("gaussian", "orthogonal")
+
+
+def _q_star(act, sigma_w, sigma_b):
+    from ..meanfield.maps import q_star
+
+    return q_star(sigma_w, sigma_b, act)
+
+
+def jacobian_moments(activation, k, *, q=None, sigma_w=None, sigma_b=None):
+    """μ_k = ∫ φ'(√q z)^{2k} Dz, the moments of D² (Pennington, Schoenholz & Ganguli
+    2017, Table 1), at ``q`` or at the fixed point q*(σ_w, σ_b) of the length map.
+
+    Give either ``q`` (≥ 0; q = 0 is the limit q → 0⁺) or both ``sigma_w`` and
+    ``sigma_b``; every argument broadcasts like a NumPy ufunc argument (``k`` ≥ 1,
+    integers). Integration: the kink-split, graded Gauss–Legendre rule of
+    :mod:`fastprop.quadrature` (to about 1e-13 relatively at any q, kinks included).
+    Where q* = +inf (e.g. relu with σ_w > √2) the limit q → ∞ is returned.
+    Closed forms: erf(√π h/2): (1 + πkq)^{−1/2}; hard_tanh: erf(1/√(2q)); relu: ½.
+    """
+    act = _activation(activation)
+    kk = np.asarray(k)
+    if kk.dtype.kind not in "iu" and not (kk.dtype.kind == "f" and np.all(kk == np.round(kk))):
+        raise TypeError(f"k must be an integer or an array of integers, got {k!r}")
+    if np.any(kk < 1):
+        raise ValueError(f"k must be ≥ 1, got {k!r}")
+    if q is not None:
+        if sigma_w is not None or sigma_b is not None:
+            raise TypeError("give either q or (sigma_w, sigma_b), not both")
+        qa = _validate.real_array(q, "q", low=0.0)
+    else:
+        if sigma_w is None or sigma_b is None:
+            raise TypeError("give q, or both sigma_w and sigma_b (μ_k at q*)")
+        sw = _validate.real_array(sigma_w, "sigma_w", low=0.0)
+        sb = _validate.real_array(sigma_b, "sigma_b", low=0.0)
+        qa = np.asarray(_q_star(act, sw, sb), dtype=float)
+    qb, kb = np.broadcast_arrays(qa, kk.astype(np.int64))
+    out = np.empty(qb.shape)
+    law.derivative_kernels(act).mu_many(
+        np.ascontiguousarray(qb, dtype=float).ravel(), np.ascontiguousarray(kb).ravel(), out.reshape(-1)
+    )
+    return float(out) if out.ndim == 0 else out
+
+
+class JacobianSpectrum:
+    r"""The law of the eigenvalues λ of J Jᵀ (squared singular values of the
+    input–output Jacobian) of a deep network in the mean-field limit, at q*.
+
+    J = D_L W_L ⋯ D_1 W_1 with D = diag φ'(h), h ~ N(0, q*); by freeness
+    S_{JJᵀ} = (S_{WWᵀ} S_{D²})^L (Pennington, Schoenholz & Ganguli 2017, 2018).
+    :meth:`moments` are exact (series of the S-transform, :mod:`fastprop.spectra.series`,
+    from the certified μ_k); :meth:`density` solves the S-transform equation at each
+    λ (:mod:`fastprop.spectra.freeprob`) on a discretised law of D²
+    (:mod:`fastprop.spectra.law`). ``atom`` is the mass at λ = 0, P(φ'(h) = 0)
+    (e.g. ½ for relu); :meth:`density` is that of the rest (it integrates to 1 − atom).
+    """
+
+    def __init__(self, act, sigma_w, sigma_b, depth, weights):
+        self.activation = act.name
+        self.sigma_w = float(sigma_w)
+        self.sigma_b = float(sigma_b)
+        self.depth = int(depth)
+        self.weights = weights
+        self._act = act
+        self.q_star = float(_q_star(act, self.sigma_w, self.sigma_b))
+        self._w2 = self.sigma_w**2
+        self._orth = weights == "orthogonal"
+        t, w = law.derivative_law(act, self.q_star, NSUB)
+        tc, wc = law.derivative_law(act, self.q_star, NSUB // 2)
+        self.atom = float(w[t == 0.0].sum())
+        keep, keepc = t > 0.0, tc > 0.0
+        self._t, self._w = t[keep], w[keep]
+        self._tc, self._wc = tc[keepc], wc[keepc]
+        self._a0, self._a0c = 1.0 - self._w.sum(), 1.0 - self._wc.sum()
+        self._mu = None
+        self._table = None
+        if self._t.size == 0 or self.sigma_w == 0.0:
+            raise ValueError("J Jᵀ = 0 here (φ' vanishes almost surely, or σ_w = 0): the law is an atom at 0")
+        args = (self.depth, self._w2, self._orth, self._t, self._w, self._a0)
+        self._hi, self._zeta_hi = freeprob.upper_edge(*args, float(self._t[-1]))
+        self._lo = float(freeprob.lower_edge(*args, float(self._t[0])))
+
+    def __repr__(self):
+        return (
+            f"JacobianSpectrum({self.activation!r}, sigma_w={self.sigma_w:g}, sigma_b={self.sigma_b:g}, "
+            f"depth={self.depth}, weights={self.weights!r}; q*={self.q_star:.6g}, support={self.support()})"
+        )
+
+    # ------------------------------------------------------------------ moments
+    def _mus(self, k):
+        if self._mu is None or self._mu.size < k:
+            n = max(k, 8)
+            self._mu = np.empty(n)  # q* = +inf (a diverging length map) is the limit q → ∞
+            law.derivative_kernels(self._act).mu_many(np.full(n, self.q_star), np.arange(1, n + 1), self._mu)
+        return self._mu[:k]
+
+    def moments(self, k):
+        """Raw moments E λ^k (k = 0 … 64; arrays allowed), exact to rounding: m_1 = χ_1^L."""
+        kk = np.asarray(k)
+        if kk.dtype.kind not in "iu" or np.any(kk < 0) or np.any(kk > K_MAX):
+            raise ValueError(f"k must be integers in 0 … {K_MAX}, got {k!r}")
+        top = int(kk.max()) if kk.size else 0
+        m = np.concatenate([[1.0], series.jjt_moments(self._mus(max(top, 1)), self.depth, self.sigma_w, self._orth)])
+        out = m[kk]
+        return float(out) if out.ndim == 0 else out
+
+    @property
+    def mean(self):
+        """E λ = χ_1^L = (σ_w² μ_1)^L."""
+        return self.moments(1)
+
+    @property
+    def variance(self):
+        """Var λ = m_2 − m_1²; at χ_1 = 1 it is L(μ_2/μ_1² − 1) (orthogonal) or L μ_2/μ_1²
+        (Gaussian) (Pennington et al. 2017, Table 1)."""
+        m = self.moments([1, 2])
+        return float(m[1] - m[0] ** 2)
+
+    # ------------------------------------------------------------------ density
+    def support(self):
+        """(lo, hi): the edges of the continuous part (lo = 0 where it reaches down to 0;
+        gaps inside, e.g. for leaky_relu at small depth, are not reported). ``atom`` is
+        the mass at 0. hi is computed on the discretised law (its error is that of the
+        law near the top of φ'², below 1e-8 relatively for the built-ins)."""
+        return (self._lo, float(self._hi))
+
+    def _solve(self, lam):
+        """(m, error of m) at the λ of ``lam`` (any order), inside (lo, hi)."""
+        lam = np.asarray(lam, dtype=float)
+        hi, lo = float(self._hi), self._lo
+        # guide points from the top edge down to the smallest λ asked for (continuation)
+        low = max(lam.min(), lo)
+        span = hi - max(lo, 0.0)
+        guide = hi - span * (np.arange(1, 65) / 64.0) ** 2
+        if lo == 0.0:
+            geo = hi * 0.85 ** np.arange(1, 4000)
+            guide = np.concatenate([guide, geo[geo > low]])
+        guide = guide[guide > low]
+        allv = np.concatenate([lam, guide])
+        order = np.argsort(-allv, kind="stable")
+        seq = np.ascontiguousarray(allv[order])
+        zeta = np.empty(seq.size, complex)
+        m = np.empty(seq.size, complex)
+        err = np.empty(seq.size)
+        freeprob.march(seq, self._zeta_hi, hi, self.depth, self._w2, self._orth, self._t, self._w, self._a0,
+                       self._tc, self._wc, self._a0c, zeta, m, err)  # fmt: skip
+        back = np.empty(seq.size, dtype=np.int64)
+        back[order] = np.arange(seq.size)
+        sel = back[: lam.size]
+        return m[sel], err[sel]
+
+    def density(self, lam, return_error=False):
+        """ρ(λ) = −Im M_{JJᵀ}(λ + i0)/(πλ) at each λ (array or float); 0 outside the
+        support. With ``return_error``, also an estimate of each value's discretisation
+        error (|ΔM|/(πλ) between two refinements of the law of D²; NaN where the
+        solve failed)."""
+        lam = _validate.real_array(lam, "lam")
+        flat = lam.ravel()
+        rho = np.zeros(flat.size)
+        err = np.zeros(flat.size)
+        inside = (flat > self._lo) & (flat < self._hi)
+        if inside.any():
+            m, e = self._solve(flat[inside])
+            rho[inside] = np.maximum(-m.imag, 0.0) / (math.pi * flat[inside])
+            err[inside] = e / (math.pi * flat[inside])
+            rho[inside] = np.where(np.isnan(e), np.nan, rho[inside])
+        rho = rho.reshape(lam.shape)
+        err = err.reshape(lam.shape)
+        if lam.ndim == 0:
+            rho, err = float(rho), float(err)
+        return (rho, err) if return_error else rho
+
+    # ------------------------------------------------------------------ cdf
+    def _cdf_table(self):
+        """Gauss–Legendre panels over (lo, hi), geometric in λ (ratio 1.5) and graded
+        towards the edges; the density at their nodes; each panel's mass."""
+        if self._table is not None:
+            return self._table
+        hi, lo = float(self._hi), self._lo
+        bottom = lo if lo > 0.0 else hi * 1e-300
+        edges = {hi, bottom}
+        width = hi - bottom
+        for j in range(1, 45):  # graded towards the square-root edges
+            edges.add(hi - width * 2.0**-j)
+            if lo > 0.0:
+                edges.add(lo + width * 2.0**-j)
+        x = hi / 2.0
+        while x > bottom:
+            edges.add(x)
+            x /= 1.5
+        e = np.array(sorted(v for v in edges if bottom <= v <= hi))
+        gx, gw = np.polynomial.legendre.leggauss(16)
+        # from the top down, 64 panels at a time, until a batch holds < 1e-18 of the mass
+        top = len(e) - 1
+        rho_parts = []
+        while top > 0:
+            first = max(top - 64, 0)
+            sub = e[first : top + 1]
+            half = 0.5 * np.diff(sub)[:, None]
+            nodes = 0.5 * (sub[:-1] + sub[1:])[:, None] + half * gx
+            part = self.density(nodes.ravel()).reshape(nodes.shape)
+            rho_parts.insert(0, part)
+            top = first
+            if (part * gw * half).sum() < 1e-18 and self._lo == 0.0:
+                break
+        e = e[top:]
+        rho = np.concatenate(rho_parts)
+        half = 0.5 * np.diff(e)[:, None]
+        mass = (rho * gw * half).sum(axis=1)
+        # Legendre coefficients of ρ on each panel (16-point rule: exact transform to degree 15)
+        vander = np.polynomial.legendre.legvander(gx, 15)
+        coef = np.linalg.solve(vander, rho.T).T
+        above = np.concatenate([np.cumsum(mass[::-1])[::-1][1:], [0.0]])  # mass above each panel
+        self._table = (e, coef, mass, above)
+        return self._table
+
+    def cdf(self, lam):
+        """P(λ_JJᵀ ≤ λ), the atom at 0 included: 1 − ∫_λ^hi ρ, by Gauss–Legendre panels over
+        the support (λ below hi·1e-300 get the value at hi·1e-300)."""
+        lam = _validate.real_array(lam, "lam")
+        e, coef, mass, above = self._cdf_table()
+        flat = lam.ravel()
+        out = np.empty(flat.size)
+        for i, v in enumerate(flat):
+            if v < 0.0:
+                out[i] = 0.0
+            elif v >= e[-1]:
+                out[i] = 1.0
+            elif v <= e[0]:
+                out[i] = self.atom if self._lo > 0.0 else 1.0 - above[0] - mass[0]
+            else:
+                p = min(np.searchsorted(e, v, side="right") - 1, len(mass) - 1)
+                a, b = e[p], e[p + 1]
+                x = (2.0 * v - a - b) / (b - a)
+                integ = np.polynomial.legendre.legint(coef[p], lbnd=x)
+                part = np.polynomial.legendre.legval(1.0, integ) * 0.5 * (b - a)
+                out[i] = 1.0 - above[p] - part
+        out = np.clip(out, 0.0, 1.0).reshape(lam.shape)
+        return float(out) if lam.ndim == 0 else out
+
+    def quantile(self, p):
+        """The λ with cdf(λ) = p (bisection on :meth:`cdf`'s interpolant); 0 for p ≤ atom."""
+        p = _validate.real_array(p, "p", low=0.0, high=1.0)
+        e = self._cdf_table()[0]
+        flat = p.ravel()
+        out = np.empty(flat.size)
+        for i, v in enumerate(flat):
+            if v <= self.cdf(e[0]):
+                out[i] = 0.0 if v <= self.atom else e[0]
+                continue
+            lo, hi = e[0], e[-1]
+            for _ in range(200):
+                mid = 0.5 * (lo + hi) if hi / max(lo, 1e-300) < 4.0 else math.sqrt(lo * hi)
+                if mid <= lo or mid >= hi:
+                    break
+                if self.cdf(mid) < v:
+                    lo = mid
+                else:
+                    hi = mid
+            out[i] = 0.5 * (lo + hi)
+        out = out.reshape(p.shape)
+        return float(out) if p.ndim == 0 else out
+
+
+def jacobian_spectrum(activation, sigma_w, sigma_b, depth, weights="gaussian"):
+    """The law of the eigenvalues of J Jᵀ at depth L in the mean-field limit (a
+    :class:`JacobianSpectrum`: ``density``, ``cdf``, ``quantile``, ``support``,
+    ``moments``, ``mean``, ``variance``, ``atom``), at q*(σ_w, σ_b)."""
+    act = _activation(activation)
+    sw = _validate.real_scalar(sigma_w, "sigma_w", low=0.0)
+    sb = _validate.real_scalar(sigma_b, "sigma_b", low=0.0)
+    depth = _validate.positive_int(depth, "depth", low=1)
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
+    if depth == 1 and weights == "orthogonal":
+        raise ValueError(
+            "depth 1 with orthogonal weights: J Jᵀ = σ_w² D², whose law is that of σ_w² φ'(h)², h ~ N(0, q*) "
+            "(no free convolution; its moments are σ_w^{2k} μ_k, see jacobian_moments)"
+        )
+    return JacobianSpectrum(act, sw, sb, depth, weights)

@@ -1,0 +1,157 @@
+"""Mean-field Jacobian spectra: μ_k, the moments and the density of J Jᵀ."""
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+
+import fastprop as fp
+
+
+@pytest.mark.parametrize("q", [1e-3, 0.5, 1.0, 30.0, 1e3])
+def test_mu_k_closed_forms(q):
+    k = np.arange(1, 5)
+    erf = fp.jacobian_moments("erf", k, q=q)
+    np.testing.assert_allclose(erf, (1 + np.pi * k * q) ** -0.5, rtol=1e-12)
+    ht = fp.jacobian_moments("hard_tanh", k, q=q)
+    np.testing.assert_allclose(ht, math.erf(1 / math.sqrt(2 * q)), rtol=1e-12)
+    np.testing.assert_allclose(fp.jacobian_moments("relu", k, q=q), 0.5, rtol=1e-14)
+
+
+@pytest.mark.parametrize("q,k", [(0.3, 1), (2.0, 2), (50.0, 3)])
+def test_mu_k_tanh_against_mpmath(q, k):
+    mpmath.mp.dps = 30
+    s = mpmath.sqrt(q)
+    f = lambda z: mpmath.sech(s * z) ** (4 * k) * mpmath.exp(-z * z / 2) / mpmath.sqrt(2 * mpmath.pi)  # noqa: E731
+    cuts = [-mpmath.inf, -8 / s, -2 / s, 0, 2 / s, 8 / s, mpmath.inf]
+    exact = float(mpmath.quad(f, cuts))
+    assert fp.jacobian_moments("tanh", k, q=q) == pytest.approx(exact, rel=1e-13)
+
+
+def test_mu_k_at_q_star_broadcasts():
+    sw = np.array([[1.2], [2.0]])
+    sb = np.array([0.1, 0.5, 1.0])
+    mu = fp.jacobian_moments("tanh", 1, sigma_w=sw, sigma_b=sb)
+    g = fp.meanfield_grid("tanh", sw.ravel(), sb, target="cpu")
+    assert mu.shape == (2, 3)
+    np.testing.assert_allclose(sw**2 * mu, g.chi_1, rtol=1e-12)
+
+
+def test_moments_of_products_of_wishart_and_orthogonal_matrices():
+    # linear Gaussian: Fuss–Catalan numbers C(L+1) k choose k / (Lk+1), scaled by σ_w^{2Lk}
+    s = fp.jacobian_spectrum("linear", 1.3, 0.0, depth=2)
+    fc = np.array([1, 3, 12, 55])
+    np.testing.assert_allclose(s.moments([1, 2, 3, 4]), fc * 1.3 ** (4 * np.arange(1, 5)), rtol=1e-13)
+    o = fp.jacobian_spectrum("linear", 0.9, 0.0, depth=7, weights="orthogonal")
+    np.testing.assert_allclose(o.moments([0, 1, 2, 3]), 0.9 ** (14 * np.arange(4)), rtol=1e-13)
+
+
+@pytest.mark.parametrize("weights,s1", [("gaussian", -1.0), ("orthogonal", 0.0)])
+def test_variance_at_criticality(weights, s1):
+    # at χ_1 = 1 the mean is 1 and the variance L(μ_2/μ_1² − 1 − s_1) (Pennington et al. 2017, Table 1)
+    sb = 0.2
+    sw = fp.edge_of_chaos("tanh", sb, target="cpu")
+    depth = 30
+    s = fp.jacobian_spectrum("tanh", sw, sb, depth, weights=weights)
+    mu1, mu2 = fp.jacobian_moments("tanh", [1, 2], sigma_w=sw, sigma_b=sb)
+    assert s.mean == pytest.approx(1.0, rel=1e-12)
+    assert s.variance == pytest.approx(depth * (mu2 / mu1**2 - 1 - s1), rel=1e-10)
+
+
+def test_density_is_marchenko_pastur_for_one_linear_gaussian_layer():
+    sw = 1.3
+    s = fp.jacobian_spectrum("linear", sw, 0.0, depth=1)
+    lo, hi = s.support()
+    assert lo == 0.0 and hi == pytest.approx(4 * sw**2, rel=1e-12)
+    lam = np.linspace(0.05, 4 * sw**2 - 0.05, 50)
+    x = lam / sw**2
+    np.testing.assert_allclose(s.density(lam), np.sqrt(4 * x - x * x) / (2 * np.pi * x) / sw**2, rtol=1e-11)
+
+
+def _integrate(s):
+    """Mass, mean and second moment of the density, by the cdf table's panels."""
+    e = s._cdf_table()[0]
+    gx, gw = np.polynomial.legendre.leggauss(16)
+    half = 0.5 * np.diff(e)[:, None]
+    nodes = 0.5 * (e[:-1] + e[1:])[:, None] + half * gx
+    rho, err = s.density(nodes.ravel(), return_error=True)
+    rho = rho.reshape(nodes.shape)
+    lam = nodes.ravel()  # error of λρ(λ), the density of ln λ, relative to its peak
+    return [(rho * nodes**k * gw * half).sum() for k in range(3)], np.max(err * lam) / np.max(rho.ravel() * lam)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("relu", math.sqrt(2), 0.0, 1, "gaussian"), ("relu", 1.5, 0.3, 6, "orthogonal"),
+     ("hard_tanh", 1.1, 0.05, 10, "orthogonal"), ("tanh", 1.2, 0.1, 10, "gaussian")],
+)  # fmt: skip
+def test_density_integrates_back_to_its_moments(args):
+    s = fp.jacobian_spectrum(*args)
+    (mass, m1, m2), err = _integrate(s)
+    assert np.isfinite(err) and err < 1e-10  # the discretisation error estimate, relative to the peak
+    assert mass + s.atom == pytest.approx(1.0, abs=1e-12)
+    exact = s.moments([1, 2])
+    assert m1 == pytest.approx(exact[0], rel=1e-11)
+    assert m2 == pytest.approx(exact[1], rel=1e-11)
+
+
+def test_relu_one_gaussian_layer_has_a_gap_and_an_atom():
+    # J Jᵀ = σ_w² D W Wᵀ D: half the rows vanish, the rest is Marchenko–Pastur of ratio 1/2
+    s = fp.jacobian_spectrum("relu", math.sqrt(2), 0.0, depth=1)
+    lo, hi = s.support()
+    assert s.atom == pytest.approx(0.5, abs=1e-15)
+    assert lo == pytest.approx((1 - math.sqrt(0.5)) ** 2 * 2, rel=1e-12)
+    assert hi == pytest.approx((1 + math.sqrt(0.5)) ** 2 * 2, rel=1e-12)
+
+
+def test_cdf_and_quantile_are_inverse():
+    s = fp.jacobian_spectrum("hard_tanh", 1.1, 0.05, 10, "orthogonal")
+    p = np.array([0.2, 0.5, 0.9, 0.99])
+    lam = s.quantile(p)
+    np.testing.assert_allclose(s.cdf(lam), p, atol=1e-10)
+    assert s.cdf(-1.0) == 0.0 and s.cdf(s.support()[1] * 1.01) == 1.0
+    assert s.quantile(s.atom / 2) == 0.0
+
+
+def test_against_a_width_400_simulation():
+    # eigenvalues of J Jᵀ of random tanh networks at q*: moments within sampling error
+    sw, sb, depth, d = 1.3, 0.2, 5, 400
+    s = fp.jacobian_spectrum("tanh", sw, sb, depth, weights="orthogonal")
+    rng = np.random.default_rng(1)
+    q = s.q_star
+    m1 = []
+    m2 = []
+    for _ in range(3):
+        x = rng.standard_normal(d)
+        x *= math.sqrt(q * d) / np.linalg.norm(x)  # start at the fixed point: h has variance q*
+        j = np.eye(d)
+        h = x
+        for _ in range(depth):
+            o = np.linalg.qr(rng.standard_normal((d, d)))[0]
+            w = sw * o
+            h = w @ np.tanh(h) + sb * rng.standard_normal(d)
+            j = (1 / np.cosh(h) ** 2)[:, None] * (w @ j)
+        ev = np.linalg.eigvalsh(j @ j.T)
+        m1.append(ev.mean())
+        m2.append((ev**2).mean())
+    exact = s.moments([1, 2])
+    assert np.mean(m1) == pytest.approx(exact[0], rel=0.05)
+    assert np.mean(m2) == pytest.approx(exact[1], rel=0.1)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="depth"):
+        fp.jacobian_spectrum("tanh", 1.0, 0.1, 0)
+    with pytest.raises(ValueError, match="weights"):
+        fp.jacobian_spectrum("tanh", 1.0, 0.1, 3, weights="haar")
+    with pytest.raises(ValueError, match="orthogonal"):
+        fp.jacobian_spectrum("tanh", 1.0, 0.1, 1, weights="orthogonal")
+    with pytest.raises(ValueError, match="k"):
+        fp.jacobian_moments("tanh", 0, q=1.0)
+    with pytest.raises(TypeError, match="either"):
+        fp.jacobian_moments("tanh", 1, q=1.0, sigma_w=1.0, sigma_b=0.0)
+    with pytest.raises(TypeError):
+        fp.jacobian_moments("tanh", 1)
+    with pytest.raises(ValueError, match="q"):
+        fp.jacobian_moments("tanh", 1, q=-1.0)
