@@ -22,7 +22,7 @@ from .chains import ChainResult, TailEstimate, exact, simulate_chains
 from .meanfield import MeanFieldGrid, Status, correlation_map, edge_of_chaos, length_map, meanfield_grid
 from .run import checkpoint, distributed
 from .run.targets import TARGETS
-from .spectra import JacobianSpectrum, jacobian_moments, jacobian_spectrum
+from .spectra import JacobianSpectrum, SpectrumMap, jacobian_moments, jacobian_spectrum, spectrum_map
 
 __all__ = [
     "__version__",
@@ -43,6 +43,8 @@ __all__ = [
     "jacobian_moments",
     "jacobian_spectrum",
     "JacobianSpectrum",
+    "spectrum_map",
+    "SpectrumMap",
     "checkpoint",
     "distributed",
     "plot",

@@ -155,3 +155,45 @@ def test_bad_input():
         fp.jacobian_moments("tanh", 1)
     with pytest.raises(ValueError, match="q"):
         fp.jacobian_moments("tanh", 1, q=-1.0)
+
+
+def test_spectrum_map_agrees_with_the_spectra_pointwise(tmp_path):
+    sw = np.array([0.8, 1.3, 2.5])
+    sb = np.array([0.0, 0.3])
+    m = fp.spectrum_map("tanh", sw, sb, 12, largest=True, target="cpu")
+    g = fp.meanfield_grid("tanh", sw, sb, target="cpu")
+    np.testing.assert_allclose(m.chi_1, g.chi_1, rtol=1e-12)
+    for i, j in [(0, 1), (1, 0), (2, 1)]:
+        for w in ("gaussian", "orthogonal"):
+            s = fp.jacobian_spectrum("tanh", sw[i], sb[j], 12, w)
+            assert getattr(m, f"variance_{w}")[i, j] == pytest.approx(s.variance, rel=1e-12)
+            assert getattr(m, f"s_max_{w}")[i, j] ** 2 == pytest.approx(s.support()[1], rel=1e-10)
+    path = m.save(tmp_path / "map.npz")
+    back = fp.SpectrumMap.load(path)
+    assert back.depth == 12 and back.activation == "tanh"
+    for f in ("mu_2", "variance_gaussian", "s_max_orthogonal", "status"):
+        np.testing.assert_array_equal(getattr(back, f), getattr(m, f))
+
+
+@pytest.mark.parametrize("name", ["erf", "gelu"])
+def test_spectrum_map_series_in_ln_q_matches_the_quadrature(name):
+    # 60 × 50 points: μ_k through the certified series (gelu: q* = +inf on part of the grid)
+    sw = np.linspace(0.1, 5, 60)
+    sb = np.linspace(0, 3, 50)
+    m = fp.spectrum_map(name, sw, sb, 5, target="cpu")
+    q = m.q_star.ravel()
+    if name == "erf":
+        np.testing.assert_allclose(m.mu_2.ravel(), (1 + 2 * np.pi * q) ** -0.5, rtol=2e-12)
+    pick = np.random.default_rng(0).choice(q.size, 200)
+    exact = fp.jacobian_moments(name, 2, q=np.where(np.isfinite(q[pick]), q[pick], 1e300))
+    np.testing.assert_allclose(m.mu_2.ravel()[pick], exact, rtol=2e-12)
+    assert not np.any(np.isnan(m.variance_gaussian[np.isfinite(m.q_star)]))
+
+
+def test_spectrum_map_bad_input():
+    with pytest.raises(ValueError, match="depth"):
+        fp.spectrum_map("tanh", [1.0], [0.0], 0)
+    with pytest.raises(TypeError, match="largest"):
+        fp.spectrum_map("tanh", [1.0], [0.0], 3, largest=1)
+    with pytest.raises(ValueError, match="sigma_w"):
+        fp.spectrum_map("tanh", [-1.0], [0.0], 3)

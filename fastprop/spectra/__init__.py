@@ -8,8 +8,14 @@ r"""Jacobian spectra in the mean-field limit, by free probability.
   equation (:mod:`~fastprop.spectra.freeprob`) over a discretised law of D²
   (:mod:`~fastprop.spectra.law`, compiled per activation from the template
   :mod:`~fastprop.spectra.derivatives`), cdf and quantiles.
+* :func:`spectrum_map` — μ_1, μ_2, σ²_{JJᵀ}(L) for both weight laws and the
+  largest singular value over a (σ_w, σ_b) grid (:mod:`~fastprop.spectra.maps`;
+  μ_k through a certified series in ln q over the map's range,
+  :mod:`~fastprop.spectra.tabulate`).
 """
 
+from .maps import SpectrumMap, spectrum_map, spectrum_variance
 from .spectrum import JacobianSpectrum, jacobian_moments, jacobian_spectrum
 
-__all__ = ["JacobianSpectrum", "jacobian_moments", "jacobian_spectrum"]
+__all__ = ["JacobianSpectrum", "jacobian_moments", "jacobian_spectrum", "SpectrumMap", "spectrum_map",
+           "spectrum_variance"]

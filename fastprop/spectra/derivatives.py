@@ -8,10 +8,12 @@ rule of :mod:`fastprop.quadrature` (the one the mean-field moments use).
 
 import math
 
+import numpy as np
 from numba import njit, prange
 
 from fastprop.quadrature import GL_W, GL_X, NGL, Q_TINY, ZMAX, gauss_weight
 from fastprop.run.compile import bound
+from fastprop.spectra.freeprob import upper_edge
 
 ev, next_break, CACHE = bound(__name__, "ev", "next_break", "CACHE")
 
@@ -44,6 +46,27 @@ def mu_many(q, k, out):
     """``out[i] = mu(q[i], k[i])`` over flat arrays, in parallel."""
     for i in prange(q.size):
         out[i] = mu(q[i], k[i]) if not math.isnan(q[i]) else math.nan
+
+
+@njit(cache=CACHE, parallel=True)
+def upper_edges(q, w2, depth, orth, nsub, out):
+    """``out[i]`` = the upper edge λ₊ of the spectrum of J Jᵀ at q*[i], σ_w²[i]
+    (:func:`fastprop.spectra.freeprob.upper_edge` on the law of D² refined ``nsub`` times)."""
+    for i in prange(q.size):
+        if math.isnan(q[i]) or w2[i] == 0.0:
+            out[i] = math.nan if math.isnan(q[i]) else 0.0
+            continue
+        n = law_nodes(q[i], nsub, np.empty(0), np.empty(0))  # the count only
+        t = np.empty(n)
+        w = np.empty(n)
+        law_nodes(q[i], nsub, t, w)
+        keep = t > 0.0
+        tp = t[keep]
+        wp = w[keep]
+        if tp.size == 0:
+            out[i] = 0.0
+            continue
+        out[i] = upper_edge(depth, w2[i], orth, tp, wp, 1.0 - wp.sum(), tp.max())[0]
 
 
 @njit(cache=CACHE)
