@@ -1,4 +1,4 @@
-"""The ``fastprop`` command line: ``grid``, ``edge``, ``tail``, ``info`` and ``cache``.
+"""The ``fastprop`` command line: ``grid``, ``edge``, ``tail``, ``spectrum``, ``info`` and ``cache``.
 
 Every subcommand has defaults that reproduce a classic figure, writes a result
 file that loads back in Python (``.npz``, or netCDF for ``.nc`` names) and a PNG,
@@ -182,6 +182,28 @@ def _parser():
     )
     _common(t, "fastprop_tail.npz", seed_help="random seed, 0 ≤ seed < 2^64 (default 0)")
 
+    s = sub.add_parser(
+        "spectrum",
+        help="densities of the singular values of the input–output Jacobian (mean field), with finite-width checks",
+        description="The law of the singular values s of J = D_L W_L ⋯ D_1 W_1 at the fixed point q*, by free "
+        "probability (Pennington, Schoenholz & Ganguli 2017), for each activation, weight law and depth; σ_w on the "
+        "edge of chaos (χ_1 = 1) unless --sigma-w is given. Overlays histograms of random networks of --width "
+        "units (NumPy; --width 0: none). Writes the curves (.npz) and the figure.",
+    )
+    s.add_argument(
+        "--activation", nargs="+", default=["relu", "tanh", "hard_tanh"], help="(default: relu tanh hard_tanh)"
+    )
+    s.add_argument("--depth", nargs="+", type=int, default=[2, 8, 32, 100], help="(default: 2 8 32 100)")
+    s.add_argument("--weights", nargs="+", choices=["gaussian", "orthogonal"], default=["gaussian", "orthogonal"])
+    s.add_argument("--sigma-b", type=float, default=0.05, help="bias standard deviation (default: 0.05)")
+    s.add_argument("--sigma-w", type=float, default=None, help="weight standard deviation (default: the edge of chaos)")
+    s.add_argument("--width", type=int, default=300, help="width of the simulated networks; 0: none (default: 300)")
+    s.add_argument("--networks", type=int, default=1, help="simulated networks per curve (default: 1)")
+    s.add_argument("--points", type=int, default=400, help="points per density curve (default: 400)")
+    s.add_argument("--decades", type=float, default=10.0, help="decades of λ = s² below the top edge (default: 10)")
+    _common(
+        s, "fastprop_spectrum.npz", seed_help="seed of the simulated networks (default 0)", out_help="result file, .npz"
+    )
     sub.add_parser("info", help="version, usable targets, threads, GPU, kernel cache and library versions")
     c = sub.add_parser(
         "cache",
@@ -208,7 +230,8 @@ _TAIL_DEFAULTS = {
 }
 
 
-_RESULT_EXTENSIONS = {"grid": (".npz", ".nc", ".nc4"), "tail": (".npz", ".nc", ".nc4"), "edge": (".csv",)}
+_RESULT_EXTENSIONS = {"grid": (".npz", ".nc", ".nc4"), "tail": (".npz", ".nc", ".nc4"), "edge": (".csv",),
+                      "spectrum": (".npz",)}
 
 
 def _writable(path, flag, extensions):
@@ -301,6 +324,61 @@ def _edge(args):
     png = _png(args)
     if png:
         plot.edge_curves(args.sigma_b, dict(zip(args.activation, cols, strict=True)), path=png)
+        print(f"wrote {png}")
+
+
+def _spectrum(args):
+    import fastprop as fp
+    from fastprop import plot
+    from fastprop.run.files import save_npz
+    from fastprop.spectra.simulate import jacobian_singular_values
+
+    if any(d < 1 for d in args.depth):
+        raise _ArgError(f"--depth values must be ≥ 1, got {args.depth}")
+    if args.width < 0 or args.networks < 1 or args.points < 2 or not args.decades > 0:
+        raise _ArgError("--width must be ≥ 0, --networks ≥ 1, --points ≥ 2 and --decades > 0")
+    if args.sigma_b < 0 or (args.sigma_w is not None and not args.sigma_w > 0):
+        raise _ArgError("--sigma-b must be ≥ 0 and --sigma-w > 0")
+    seed = 0 if args.seed is None else args.seed
+    ln10 = math.log(10.0)
+    panels, arrays, runs = {}, {}, []
+    print(f"{'activation':>10} {'weights':>10} {'L':>4} {'sigma_w':>9} {'q*':>10} {'E lambda':>11} {'Var lambda':>11} "
+          f"{'s_max':>10}  {'width-' + str(args.width) + ' E lambda':>17}")  # fmt: skip
+    for act in args.activation:
+        sw = args.sigma_w if args.sigma_w is not None else float(fp.edge_of_chaos(act, args.sigma_b, target="cpu"))
+        if not math.isfinite(sw):
+            raise _ArgError(f"{act} has no edge of chaos at sigma_b = {args.sigma_b:g}; give --sigma-w")
+        for weights in args.weights:
+            for depth in args.depth:
+                s = fp.jacobian_spectrum(act, sw, args.sigma_b, depth, weights)
+                lo, hi = s.support()
+                lam = np.geomspace(max(lo, hi * 10.0**-args.decades) * (1 + 1e-9), hi * (1 - 1e-9), args.points)
+                x = 0.5 * np.log10(lam)
+                dens = 2.0 * ln10 * lam * s.density(lam)  # of log10 s, s = √λ
+                sim = None
+                emp = ""
+                if args.width:
+                    logs = jacobian_singular_values(act, sw, args.sigma_b, depth, args.width, weights,
+                                                    args.networks, seed + len(runs))  # fmt: skip
+                    sim = logs.ravel() / ln10
+                    emp = f"{np.mean(np.exp(2 * logs)):.5g}"
+                    arrays[f"{act}_{weights}_L{depth}_sim_log10_s"] = sim
+                key = f"{act}_{weights}_L{depth}"
+                arrays[key + "_log10_s"], arrays[key + "_density"] = x, dens
+                runs.append({"activation": act, "weights": weights, "depth": depth, "sigma_w": sw,
+                             "sigma_b": args.sigma_b, "q_star": s.q_star, "mean": s.mean, "variance": s.variance,
+                             "support": list(s.support()), "atom": s.atom})  # fmt: skip
+                panels.setdefault((act, depth), []).append((weights, x, dens, sim))
+                print(f"{act:>10} {weights:>10} {depth:>4} {sw:9.5f} {s.q_star:10.4g} {s.mean:11.5g} "
+                      f"{s.variance:11.5g} {math.sqrt(hi):10.5g}  {emp:>17}")  # fmt: skip
+    info = {"format": "fastprop.spectrum_curves/1", "version": fp.__version__, "width": args.width,
+            "networks": args.networks, "seed": seed, "runs": runs}  # fmt: skip
+    if args.out:
+        save_npz(args.out, info, arrays)
+        print(f"wrote {args.out} (numpy.load: <activation>_<weights>_L<depth>_log10_s / _density / _sim_log10_s)")
+    png = _png(args)
+    if png:
+        plot.singular_value_densities(panels, path=png)
         print(f"wrote {png}")
 
 
@@ -528,7 +606,9 @@ def main(argv=None):
         from fastprop.run.distributed import connect
 
         with connect(getattr(args, "scheduler", None)) as args.client:
-            rc = {"grid": _grid, "edge": _edge, "tail": _tail, "info": _info, "cache": _cache}[args.command](args)
+            rc = {"grid": _grid, "edge": _edge, "tail": _tail, "spectrum": _spectrum, "info": _info, "cache": _cache}[
+                args.command
+            ](args)
     except (_ArgError, ValueError, TypeError, ImportError, ConnectionError) as exc:
         return _fail(args, exc, 2)
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
-"""Figures: the mean-field phase diagram, edge-of-chaos curves and ‖x_ℓ‖ histograms.
+"""Figures: the mean-field phase diagram, edge-of-chaos curves, ‖x_ℓ‖ histograms and
+Jacobian singular-value densities.
 
 Each function returns a matplotlib ``Figure`` and, given ``path``, also writes it
 (PNG, atomically). They draw results only; nothing here computes mean-field
@@ -14,7 +15,7 @@ import numpy as np
 
 from .run.files import atomic_write
 
-__all__ = ["phase_diagram", "edge_curves", "tail_histograms"]
+__all__ = ["phase_diagram", "edge_curves", "tail_histograms", "singular_value_densities"]
 
 
 def _figure(nrows, ncols, size, margins=None):
@@ -168,3 +169,40 @@ def _fmt(t):
     if t.hits == 0:
         return f"0 (< {t.ci_high:.2g})"
     return f"{t.p:.4g} ±{100 * t.rel_error:.2g}%"
+
+
+def singular_value_densities(panels, path=None):
+    """Densities of log10 s (s the singular values of J) from free probability, with
+    finite-width histograms overlaid. ``panels``: a dict (activation, depth) → list of
+    (weights, x, density, simulated log10 s or None); rows are activations, columns depths."""
+    acts = list(dict.fromkeys(a for a, _ in panels))
+    depths = sorted({d for _, d in panels})
+    fig, ax = _figure(len(acts), len(depths), (3.2 * len(depths) + 0.5, 2.6 * len(acts) + 0.6))
+    colours = {"gaussian": "C0", "orthogonal": "C1"}
+    for i, act in enumerate(acts):
+        for k, depth in enumerate(depths):
+            a = ax[i, k]
+            curves = panels.get((act, depth), [])
+            finite = [d[np.isfinite(d)] for _, _, d, _ in curves]
+            top = max((np.percentile(d, 97) for d in finite if d.size), default=0.0)
+            if top > 0:  # integrable spikes at square-root or atom edges would flatten the rest
+                a.set_ylim(0.0, 1.6 * top)
+            for weights, x, dens, sim in curves:
+                c = colours.get(weights, "C2")
+                a.plot(x, dens, color=c, lw=1.4, label=f"{weights} (free prob.)")
+                if sim is not None and sim.size:
+                    # normalised by all simulated values, so it estimates the same density
+                    inside = sim[np.isfinite(sim) & (sim >= x[0]) & (sim <= x[-1])]
+                    bins = 40
+                    width = (x[-1] - x[0]) / bins
+                    a.hist(inside, bins=bins, range=(x[0], x[-1]), histtype="step", color=c, alpha=0.7,
+                           weights=np.full(inside.size, 1.0 / (sim.size * width)))  # fmt: skip
+            a.set_title(f"{act}, L = {depth}", fontsize=9)
+            a.set_xlabel("log10 s")
+            a.grid(alpha=0.3)
+            if k == 0:
+                a.set_ylabel("density of log10 s")
+    ax[0, 0].legend(fontsize=7)
+    if path is not None:
+        save_png(fig, path)
+    return fig

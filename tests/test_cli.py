@@ -352,3 +352,22 @@ def test_signals_take_effect_within_a_piece_of_a_slow_block(tmp_path):
     assert proc.returncode == 130, err
     part = fp.ChainResult.load(out)
     assert 0 < part.n < 65_536 and not part.meta["run"]["complete"]
+
+
+def test_spectrum_writes_curves_that_match_the_api_and_a_figure(tmp_path):
+    out = tmp_path / "s.npz"
+    args = ("--activation", "tanh", "relu", "--depth", "3", "--weights", "orthogonal", "--sigma-b", "0.1")
+    r = run("spectrum", *args, "--width", "60", "--points", "50", "--out", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = np.load(out)
+    sw = fp.edge_of_chaos("tanh", 0.1, target="cpu")
+    s = fp.jacobian_spectrum("tanh", sw, 0.1, 3, "orthogonal")
+    x = data["tanh_orthogonal_L3_log10_s"]
+    lam = 10.0 ** (2 * x)
+    dens = data["tanh_orthogonal_L3_density"]
+    np.testing.assert_allclose(dens, 2 * np.log(10) * lam * s.density(lam), rtol=1e-10, atol=1e-12 * dens.max())
+    assert data["relu_orthogonal_L3_sim_log10_s"].shape == (60,)
+    assert "tanh" in r.stdout and "orthogonal" in r.stdout
+    assert_png(tmp_path / "s.png")
+    bad = run("spectrum", "--depth", "0", "--png", "none", "--out", str(tmp_path / "b.npz"), cwd=tmp_path)
+    assert bad.returncode == 2 and "depth" in bad.stderr

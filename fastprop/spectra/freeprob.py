@@ -35,7 +35,10 @@ def m_d(zeta, t, w, a0):
     dm = 0j
     g = 0j
     for i in range(t.size):
-        r = 1.0 / (zeta - t[i])
+        diff = zeta - t[i]
+        if diff == 0.0:  # ζ on a node of the law (an atom): just above it
+            diff = complex(0.0, 1e-300 + 1e-16 * t[i])
+        r = 1.0 / diff
         a = w[i] * t[i] * r
         m += a
         dm -= a * r
@@ -47,6 +50,9 @@ def m_d(zeta, t, w, a0):
 def residual(zeta, lam, depth, w2, orth, t, w, a0):
     """(F(ζ), F'(ζ), m) of the module docstring's equation at z = λ."""
     m, dm, m1 = m_d(zeta, t, w, a0)
+    if m == 0.0 or m1 == 0.0 or zeta == 0.0:  # off the equation's domain: no step
+        nan = complex(math.nan, math.nan)
+        return nan, nan, m
     g = m1 if orth else 1.0 + 0j
     u = w2 * m * zeta / g
     f = np.log(m1 / m) + depth * np.log(u) - math.log(lam)
@@ -65,6 +71,8 @@ def newton(zeta, lam, depth, w2, orth, t, w, a0):
     prev = math.inf
     for _ in range(MAXIT):
         f, df, m = residual(zeta, lam, depth, w2, orth, t, w, a0)
+        if df == 0.0:
+            break
         step = f / df
         if not (abs(step) < math.inf):
             break
