@@ -137,6 +137,13 @@ def _parser():
     )
     e.add_argument("--activation", nargs="+", default=["tanh"], help="activation names (default: tanh)")
     e.add_argument("--sigma-b", type=_axis, default=_axis("0:2:21"), help="σ_b axis (default 0:2:21)")
+    e.add_argument(
+        "--spectrum-sigma-b",
+        type=float,
+        default=0.05,
+        help="σ_b of the second table and panel: the variance of the Jacobian's spectrum σ²_JJᵀ against depth on "
+        "the edge of chaos, Gaussian and orthogonal weights (default 0.05)",
+    )
     _common(e, "fastprop_edge.csv", out_help="CSV table")
 
     t = sub.add_parser(
@@ -230,8 +237,12 @@ _TAIL_DEFAULTS = {
 }
 
 
-_RESULT_EXTENSIONS = {"grid": (".npz", ".nc", ".nc4"), "tail": (".npz", ".nc", ".nc4"), "edge": (".csv",),
-                      "spectrum": (".npz",)}
+_RESULT_EXTENSIONS = {
+    "grid": (".npz", ".nc", ".nc4"),
+    "tail": (".npz", ".nc", ".nc4"),
+    "edge": (".csv",),
+    "spectrum": (".npz",),
+}
 
 
 def _writable(path, flag, extensions):
@@ -307,12 +318,15 @@ def _edge(args):
     from fastprop import plot
     from fastprop.run.files import atomic_write
 
+    if not args.spectrum_sigma_b >= 0:
+        raise _ArgError(f"--spectrum-sigma-b must be ≥ 0, got {args.spectrum_sigma_b}")
     header = ["sigma_b"] + list(args.activation)
     cols = [fp.edge_of_chaos(a, args.sigma_b, target=args.target, client=args.client) for a in args.activation]
     rows = [[sb] + [c[i] for c in cols] for i, sb in enumerate(args.sigma_b)]
     print("  ".join(f"{h:>12s}" for h in header))
     for r in rows:
         print("  ".join(f"{v:12.8f}" for v in r))
+    variance = _edge_spectrum_variance(args.activation, args.spectrum_sigma_b)
     if args.out:
         comment = (
             f"# fastprop {fp.__version__} edge of chaos (chi_1 = 1): sigma_w per sigma_b; "
@@ -323,8 +337,36 @@ def _edge(args):
         print(f"wrote {args.out}")
     png = _png(args)
     if png:
-        plot.edge_curves(args.sigma_b, dict(zip(args.activation, cols, strict=True)), path=png)
+        plot.edge_curves(args.sigma_b, dict(zip(args.activation, cols, strict=True)), path=png, variance=variance)
         print(f"wrote {png}")
+
+
+EDGE_DEPTHS = np.unique(np.geomspace(1, 1000, 31).round()).astype(int)
+
+
+def _edge_spectrum_variance(activations, sigma_b):
+    """σ²_JJᵀ(L) = L (μ_2/μ_1² − 1 + v_W) on the edge of chaos at ``sigma_b`` per activation
+    (Pennington, Schoenholz & Ganguli 2017, Fig. 2; :func:`fastprop.spectra.maps.spectrum_variance`):
+    prints the slopes and returns the curves for the figure."""
+    import fastprop as fp
+    from fastprop.meanfield.maps import q_star
+    from fastprop.spectra.maps import spectrum_variance
+
+    curves = {}
+    print(f"\nvariance of the spectrum of J Jᵀ on the edge of chaos, sigma_b = {sigma_b:g}: sigma²_JJᵀ = slope × L")
+    print(f"{'activation':>12} {'sigma_w':>12} {'q*':>12} {'Gaussian':>12} {'orthogonal':>12}")
+    for act in activations:
+        sw = float(fp.edge_of_chaos(act, sigma_b, target="cpu"))
+        if not math.isfinite(sw):
+            print(f"{act:>12} {'no edge of chaos at this sigma_b':>38}")
+            continue
+        q = float(q_star(sw, sigma_b, act))
+        mu_1, mu_2 = fp.jacobian_moments(act, [1, 2], sigma_w=sw, sigma_b=sigma_b)
+        chi_1 = sw * sw * mu_1
+        gauss, orth = (spectrum_variance(mu_1, mu_2, chi_1, EDGE_DEPTHS, w) for w in ("gaussian", "orthogonal"))
+        curves[act] = (gauss, orth)
+        print(f"{act:>12} {sw:12.8f} {q:12.6g} {gauss[0]:12.6g} {orth[0]:12.6g}")
+    return {"sigma_b": sigma_b, "depth": EDGE_DEPTHS, "curves": curves}
 
 
 def _spectrum(args):
@@ -368,9 +410,11 @@ def _spectrum(args):
                 runs.append({"activation": act, "weights": weights, "depth": depth, "sigma_w": sw,
                              "sigma_b": args.sigma_b, "q_star": s.q_star, "mean": s.mean, "variance": s.variance,
                              "support": list(s.support()), "atom": s.atom})  # fmt: skip
-                panels.setdefault((act, depth), []).append((weights, x, dens, sim))
+                atoms = [(0.5 * math.log10(at), mass) for at, mass in s.atoms if at > 0.0]
+                panels.setdefault((act, depth), []).append((weights, x, dens, sim, atoms))
+                s_max = math.sqrt(max([hi] + [at for at, _ in s.atoms]))
                 print(f"{act:>10} {weights:>10} {depth:>4} {sw:9.5f} {s.q_star:10.4g} {s.mean:11.5g} "
-                      f"{s.variance:11.5g} {math.sqrt(hi):10.5g}  {emp:>17}")  # fmt: skip
+                      f"{s.variance:11.5g} {s_max:10.5g}  {emp:>17}")  # fmt: skip
     info = {"format": "fastprop.spectrum_curves/1", "version": fp.__version__, "width": args.width,
             "networks": args.networks, "seed": seed, "runs": runs}  # fmt: skip
     if args.out:

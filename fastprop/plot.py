@@ -96,17 +96,36 @@ def phase_diagram(grid, edge=None, path=None):
     return fig
 
 
-def edge_curves(sigma_b, curves, path=None):
-    """σ_w(σ_b) on the edge of chaos for several activations: ``curves`` maps name → σ_w."""
-    fig, ax = _figure(1, 1, (6.5, 4.5))
+def edge_curves(sigma_b, curves, path=None, variance=None):
+    """σ_w(σ_b) on the edge of chaos for several activations: ``curves`` maps name → σ_w.
+    With ``variance`` ({"sigma_b", "depth", "curves": name → (Gaussian, orthogonal)}), a
+    second panel: the variance of the spectrum of J Jᵀ against depth on the edge at that σ_b
+    (Pennington, Schoenholz & Ganguli 2017, Fig. 2)."""
+    fig, ax = _figure(1, 2 if variance else 1, (12.5 if variance else 6.5, 4.5))
     a = ax[0, 0]
+    colors = {}
     for name, sw in curves.items():
-        a.plot(sigma_b, sw, marker="o", ms=3, label=name)
+        (line,) = a.plot(sigma_b, sw, marker="o", ms=3, label=name)
+        colors[name] = line.get_color()
     a.set_xlabel("σ_b")
     a.set_ylabel("σ_w with χ_1 = 1")
     a.set_title("edge of chaos: ordered below each curve, chaotic above")
     a.grid(alpha=0.3)
     a.legend()
+    if variance:
+        b = ax[0, 1]
+        depth = variance["depth"]
+        for name, (gauss, orth) in variance["curves"].items():
+            b.loglog(depth, gauss, color=colors.get(name), label=f"{name}, Gaussian")
+            if np.any(orth > 0):
+                b.loglog(
+                    depth, np.where(orth > 0, orth, np.nan), "--", color=colors.get(name), label=f"{name}, orthogonal"
+                )
+        b.set_xlabel("depth L")
+        b.set_ylabel("σ²_JJᵀ (variance of the squared singular values)")
+        b.set_title(f"spectrum of J Jᵀ on the edge of chaos, σ_b = {variance['sigma_b']:g}")
+        b.grid(alpha=0.3, which="both")
+        b.legend(fontsize=8)
     if path is not None:
         save_png(fig, path)
     return fig
@@ -174,7 +193,8 @@ def _fmt(t):
 def singular_value_densities(panels, path=None):
     """Densities of log10 s (s the singular values of J) from free probability, with
     finite-width histograms overlaid. ``panels``: a dict (activation, depth) → list of
-    (weights, x, density, simulated log10 s or None); rows are activations, columns depths."""
+    (weights, x, density, simulated log10 s or None, atoms at s > 0 as (log10 s, mass));
+    rows are activations, columns depths. Atoms are dotted lines labelled with their mass."""
     acts = list(dict.fromkeys(a for a, _ in panels))
     depths = sorted({d for _, d in panels})
     fig, ax = _figure(len(acts), len(depths), (3.2 * len(depths) + 0.5, 2.6 * len(acts) + 0.6))
@@ -183,19 +203,25 @@ def singular_value_densities(panels, path=None):
         for k, depth in enumerate(depths):
             a = ax[i, k]
             curves = panels.get((act, depth), [])
-            finite = [d[np.isfinite(d)] for _, _, d, _ in curves]
+            finite = [d[np.isfinite(d)] for _, _, d, _, _ in curves]
             top = max((np.percentile(d, 97) for d in finite if d.size), default=0.0)
             if top > 0:  # integrable spikes at square-root or atom edges would flatten the rest
                 a.set_ylim(0.0, 1.6 * top)
-            for weights, x, dens, sim in curves:
+            for weights, x, dens, sim, atoms in curves:
                 c = colours.get(weights, "C2")
                 a.plot(x, dens, color=c, lw=1.4, label=f"{weights} (free prob.)")
+                right = x[-1]
+                for xa, mass in atoms:
+                    a.axvline(xa, color=c, ls=":", lw=1.4)
+                    a.annotate(f"atom {mass:.3g}", (xa, 0.9), xycoords=("data", "axes fraction"), color=c,
+                               fontsize=7, ha="right", rotation=90)  # fmt: skip
+                    right = max(right, xa + 0.02 * (xa - x[0]))
                 if sim is not None and sim.size:
                     # normalised by all simulated values, so it estimates the same density
-                    inside = sim[np.isfinite(sim) & (sim >= x[0]) & (sim <= x[-1])]
+                    inside = sim[np.isfinite(sim) & (sim >= x[0]) & (sim <= right)]
                     bins = 40
-                    width = (x[-1] - x[0]) / bins
-                    a.hist(inside, bins=bins, range=(x[0], x[-1]), histtype="step", color=c, alpha=0.7,
+                    width = (right - x[0]) / bins
+                    a.hist(inside, bins=bins, range=(x[0], right), histtype="step", color=c, alpha=0.7,
                            weights=np.full(inside.size, 1.0 / (sim.size * width)))  # fmt: skip
             a.set_title(f"{act}, L = {depth}", fontsize=9)
             a.set_xlabel("log10 s")

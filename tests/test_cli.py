@@ -76,6 +76,14 @@ def test_edge_table_csv_and_png(tmp_path):
     assert table[0, 1] == pytest.approx(2**0.5, rel=1e-12)
     assert table[1, 2] == pytest.approx(fp.edge_of_chaos("tanh", 0.5), rel=1e-14)
     assert_png(png)
+    # the variance of J Jᵀ per layer on the edge at σ_b = 0.05: relu's is exactly 2 (Gaussian) and 1
+    # (orthogonal), μ_2/μ_1² = 2; tanh's matches the S-transform series of the spectrum at depth 10
+    rows = {line.split()[0]: line.split() for line in r.stdout.splitlines()[-6:] if line.split()}
+    assert [float(v) for v in rows["relu"][3:5]] == pytest.approx([2.0, 1.0], rel=1e-12)
+    sw = fp.edge_of_chaos("tanh", 0.05)
+    for col, weights in ((3, "gaussian"), (4, "orthogonal")):
+        series = fp.jacobian_spectrum("tanh", sw, 0.05, 10, weights).variance / 10
+        assert float(rows["tanh"][col]) == pytest.approx(series, rel=1e-5)  # printed to 6 digits
 
 
 TAIL_SMALL = ("--chains", "30000", "--target", "cpu")

@@ -96,6 +96,37 @@ def test_density_integrates_back_to_its_moments(args):
     assert m2 == pytest.approx(exact[1], rel=1e-11)
 
 
+@pytest.mark.parametrize("depth", [2, 8, 32])
+def test_atoms_above_zero_with_the_continuous_part_below_them(depth):
+    # hard_tanh with orthogonal weights at small q*: D² is a projection of trace a > 1 − 1/L, so
+    # J Jᵀ = σ_w^{2L} × (a product of free projections) has an atom at σ_w^{2L} of mass L a − (L − 1)
+    # and its continuous part ends below it (at ζ = L(1 − a) on the real axis)
+    sw = fp.edge_of_chaos("hard_tanh", 0.05)
+    s = fp.jacobian_spectrum("hard_tanh", sw, 0.05, depth, "orthogonal")
+    a = 1.0 - s.atom
+    assert a == pytest.approx(math.erf(1 / math.sqrt(2 * s.q_star)), rel=1e-14)
+    (at, mass) = s.atoms[-1]
+    assert at == pytest.approx(sw ** (2 * depth), rel=1e-14) and mass == pytest.approx(depth * a - depth + 1, rel=1e-14)
+    lo, hi = s.support()
+    zeta = depth * (1.0 - a)  # the critical point of z(ζ) = σ_w^{2L} a^{L−1} ζ^L (ζ − 1 + a)^{1−L}
+    assert hi == pytest.approx(
+        sw ** (2 * depth) * a ** (depth - 1) * zeta**depth * (zeta - 1 + a) ** (1 - depth), rel=1e-12
+    )
+    (cont, m1, m2), err = _integrate(s)
+    atoms = np.array(s.atoms)
+    # below hi·1e-300 (not representable) ρ ∝ λ^{1/L − 1}: that mass is L λ ρ(λ) there (8e-12 at L = 32)
+    below = depth * hi * 1e-300 * s.density(hi * 1e-300)
+    assert cont + below + atoms[:, 1].sum() == pytest.approx(1.0, abs=1e-13)
+    exact = s.moments([1, 2])
+    assert m1 + (atoms[:, 0] * atoms[:, 1]).sum() == pytest.approx(exact[0], rel=1e-12)
+    assert m2 + (atoms[:, 0] ** 2 * atoms[:, 1]).sum() == pytest.approx(exact[1], rel=1e-12)
+    if depth == 2:  # p q p for free projections of trace a (Voiculescu): √((λ₊ − x) x)/(2π x (1 − x)), λ₊ = 4a(1 − a)
+        lam = np.geomspace(hi * 1e-9, hi, 202)[1:-1]
+        x = lam / sw**4
+        ref = np.sqrt((4 * a * (1 - a) - x) * x) / (2 * np.pi * x * (1 - x)) / sw**4
+        np.testing.assert_allclose(s.density(lam), ref, rtol=1e-11)
+
+
 def test_relu_one_gaussian_layer_has_a_gap_and_an_atom():
     # J Jᵀ = σ_w² D W Wᵀ D: half the rows vanish, the rest is Marchenko–Pastur of ratio 1/2
     s = fp.jacobian_spectrum("relu", math.sqrt(2), 0.0, depth=1)

@@ -17,5 +17,11 @@ r"""Jacobian spectra in the mean-field limit, by free probability.
 from .maps import SpectrumMap, spectrum_map, spectrum_variance
 from .spectrum import JacobianSpectrum, jacobian_moments, jacobian_spectrum
 
-__all__ = ["JacobianSpectrum", "jacobian_moments", "jacobian_spectrum", "SpectrumMap", "spectrum_map",
-           "spectrum_variance"]
+__all__ = [
+    "JacobianSpectrum",
+    "jacobian_moments",
+    "jacobian_spectrum",
+    "SpectrumMap",
+    "spectrum_map",
+    "spectrum_variance",
+]

@@ -176,6 +176,40 @@ def upper_edge(depth, w2, orth, t, w, a0, t_max):
 
 
 @njit(cache=True)
+def edge_below_atom(depth, w2, orth, t, w, a0, t_top, t_below):
+    """(λ₊, ζ at λ₊) of the continuous part below an atom of J Jᵀ at (σ_w² t_top)^L
+    (orthogonal weights, an atom of D² at ``t_top`` of mass > 1 − 1/L). Below the atom
+    m = M(λ) is real, runs up from −∞, and on the real ζ-axis z(ζ) comes down from the
+    atom as ζ leaves ``t_top`` downwards (m → −∞ as ζ → t_top⁻); λ₊ is its first
+    critical point on (``t_below``, ``t_top``), where the continuous part begins.
+    (NaN, NaN) if there is none there."""
+    gap = t_top - t_below
+    prev = t_top
+    s = 1e-9  # closer to the atom d log z/dζ cancels (m ~ 1/(ζ − t_top))
+    while s > 0.0:
+        # ζ from t_top down to t_below, geometrically graded towards both ends (ratio 1.25)
+        zeta = t_top - s * gap if s <= 0.5 else t_below + (1.0 - s) * gap
+        s = s * 1.25 if s < 0.5 else (1.0 - (1.0 - s) / 1.25 if 1.0 - s > 1e-15 else -1.0)
+        val, der, sign = log_z_real(zeta, depth, w2, orth, t, w, a0)
+        if not (val > -math.inf) or sign <= 0.0:
+            break
+        if der <= 0.0:
+            lo, hi = zeta, prev  # der ≤ 0 at lo, > 0 at hi
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                if mid <= lo or mid >= hi:
+                    break
+                if log_z_real(mid, depth, w2, orth, t, w, a0)[1] <= 0.0:
+                    lo = mid
+                else:
+                    hi = mid
+            zeta = 0.5 * (lo + hi)
+            return math.exp(log_z_real(zeta, depth, w2, orth, t, w, a0)[0]), zeta
+        prev = zeta
+    return math.nan, math.nan
+
+
+@njit(cache=True)
 def lower_edge(depth, w2, orth, t, w, a0, t_min):
     """λ₋ > 0 where the support has a gap above 0, else 0. Below the support m = M(λ)
     is real and runs from −P(D² > 0) (λ → 0⁺) down to −∞; on the real ζ-axis this is

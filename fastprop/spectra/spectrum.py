@@ -109,6 +109,19 @@ class JacobianSpectrum:
         args = (self.depth, self._w2, self._orth, *self._law(NSUB))
         self._hi, self._zeta_hi = freeprob.upper_edge(*args, float(self._t[-1]))
         self._lo = float(freeprob.lower_edge(*args, float(self._t[0])))
+        self._certified = True
+        if any(at > 0.0 for at, _ in self.atoms):
+            # the continuous part ends below the atom, at a critical point of z(ζ) between
+            # the atom's node of D² and the node below it (none: the atom at 0)
+            t_top = float(t[top])
+            below = self._t[self._t < t_top]
+            hi, zeta = freeprob.edge_below_atom(*args, t_top, float(below[-1]) if below.size else 0.0)
+            if math.isfinite(hi) and hi > self._lo:
+                self._hi, self._zeta_hi = hi, zeta
+            else:
+                self._certified = False
+        if self.atoms and self.atoms[-1][1] >= 1.0 - 1e-12:  # e.g. linear, orthogonal: J Jᵀ = σ_w^{2L} I
+            self._hi = self._lo = 0.0
 
     def _law(self, nsub):
         """(t, w, a0): the nodes t > 0 and weights of the law of D² refined ``nsub`` times,
@@ -162,8 +175,11 @@ class JacobianSpectrum:
         orthogonal weights the mass below about (σ_w² min φ'²)^L is not resolved — 2.4e-7
         of it for tanh at σ_w = 1.2, σ_b = 0.1, L = 2;
         gaps inside, e.g. for leaky_relu at small depth, are not reported). ``atom`` is
-        the mass at 0. hi is computed on the discretised law (its error is that of the
-        law near the top of φ'², below 1e-8 relatively for the built-ins)."""
+        the mass at 0. hi is the upper edge of the continuous part: below the atom at
+        λ > 0 where there is one (:attr:`atoms`; e.g. hard_tanh with orthogonal weights at
+        σ_b = 0.05, L = 8: the continuous part ends at 0.362, the atom sits at 1.151). It is
+        computed on the discretised law (its error is that of the law near the top of φ'²,
+        below 1e-8 relatively for the built-ins; exact where D² has atoms only)."""
         return (self._lo, float(self._hi))
 
     def _march(self, lam, nsub):
@@ -215,10 +231,10 @@ class JacobianSpectrum:
         error (|ΔM|/(πλ) between two refinements of the law of D²; NaN where the
         solve failed)."""
         lam = _validate.real_array(lam, "lam")
-        if any(at > 0.0 for at, _ in self.atoms):
+        if not self._certified:
             warnings.warn(
-                "J Jᵀ has an atom at λ > 0 here (orthogonal weights, φ' constant with probability > 1 − 1/L): the "
-                "density near it is not certified (hard_tanh at σ_b = 0.05, L = 2–8: 5e-5 of the mass is missed)",
+                "J Jᵀ has an atom at λ > 0 here (orthogonal weights, φ' constant with probability > 1 − 1/L) and "
+                "no gap was found between it and the continuous part: the density near the atom is not certified",
                 stacklevel=2,
             )
         flat = lam.ravel()
