@@ -18,6 +18,7 @@ import platform
 import signal
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -394,9 +395,14 @@ def _spectrum(args):
             for depth in args.depth:
                 s = fp.jacobian_spectrum(act, sw, args.sigma_b, depth, weights)
                 lo, hi = s.support()
-                lam = np.geomspace(max(lo, hi * 10.0**-args.decades) * (1 + 1e-9), hi * (1 - 1e-9), args.points)
+                if hi > 0.0:
+                    lam = np.geomspace(max(lo, hi * 10.0**-args.decades) * (1 + 1e-9), hi * (1 - 1e-9), args.points)
+                else:  # atoms only (e.g. tanh at σ_b = 0, q* = 0, orthogonal weights: J Jᵀ = σ_w^{2L} I)
+                    lam = np.array([at for at, _ in s.atoms if at > 0.0] or [1.0])
                 x = 0.5 * np.log10(lam)
-                dens = 2.0 * ln10 * lam * s.density(lam)  # of log10 s, s = √λ
+                with warnings.catch_warnings():  # NaN marks values without a certified error; plotted as gaps
+                    warnings.simplefilter("ignore")
+                    dens = 2.0 * ln10 * lam * s.density(lam)  # of log10 s, s = √λ
                 sim = None
                 emp = ""
                 if args.width:

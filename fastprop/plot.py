@@ -117,9 +117,13 @@ def edge_curves(sigma_b, curves, path=None, variance=None):
         depth = variance["depth"]
         for name, (gauss, orth) in variance["curves"].items():
             b.loglog(depth, gauss, color=colors.get(name), label=f"{name}, Gaussian")
-            if np.any(orth > 0):
+            if np.any(orth > 1e-12 * gauss):  # 0 up to rounding: none to draw (e.g. tanh at σ_b = 0)
                 b.loglog(
-                    depth, np.where(orth > 0, orth, np.nan), "--", color=colors.get(name), label=f"{name}, orthogonal"
+                    depth,
+                    np.where(orth > 1e-12 * gauss, orth, np.nan),
+                    "--",
+                    color=colors.get(name),
+                    label=f"{name}, orthogonal",
                 )
         b.set_xlabel("depth L")
         b.set_ylabel("σ²_JJᵀ (variance of the squared singular values)")

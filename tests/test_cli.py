@@ -373,7 +373,12 @@ def test_spectrum_writes_curves_that_match_the_api_and_a_figure(tmp_path):
     x = data["tanh_orthogonal_L3_log10_s"]
     lam = 10.0 ** (2 * x)
     dens = data["tanh_orthogonal_L3_density"]
-    np.testing.assert_allclose(dens, 2 * np.log(10) * lam * s.density(lam), rtol=1e-10, atol=1e-12 * dens.max())
+    with pytest.warns(UserWarning, match="NaN"):  # the far lower tail is not resolved: NaN there, in both
+        rho, err = s.density(lam, return_error=True)
+    jac = 2 * np.log(10) * lam
+    assert np.array_equal(np.isnan(dens), np.isnan(rho)) and np.isfinite(dens).sum() >= 35
+    ok = np.isfinite(rho)  # equal within the error estimates (the march visits other λ in the CLI)
+    assert np.all(np.abs(dens[ok] - jac[ok] * rho[ok]) <= jac[ok] * (2 * err[ok] + 1e-10 * rho[ok]))
     assert data["relu_orthogonal_L3_sim_log10_s"].shape == (60,)
     assert "tanh" in r.stdout and "orthogonal" in r.stdout
     assert_png(tmp_path / "s.png")

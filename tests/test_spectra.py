@@ -75,7 +75,7 @@ def _integrate(s):
     gx, gw = np.polynomial.legendre.leggauss(16)
     half = 0.5 * np.diff(e)[:, None]
     nodes = 0.5 * (e[:-1] + e[1:])[:, None] + half * gx
-    rho, err = s.density(nodes.ravel(), return_error=True)
+    rho, err, _ = s._density(nodes.ravel())  # best values, also where density() says NaN (unresolved tails)
     rho = rho.reshape(nodes.shape)
     lam = nodes.ravel()  # error of λρ(λ), the density of ln λ, relative to its peak
     return [(rho * nodes**k * gw * half).sum() for k in range(3)], np.max(err * lam) / np.max(rho.ravel() * lam)
@@ -243,3 +243,49 @@ def test_small_depth_orthogonal_is_refined_until_its_error_estimate_is_small():
     exact = s.moments([1, 2])
     assert m1 == pytest.approx(exact[0], rel=1e-9) and m2 == pytest.approx(exact[1], rel=1e-9)
     assert mass == pytest.approx(1.0, abs=1e-6)  # the law of D² stops at |z| = 9: λ below ~lo is not resolved
+
+
+def test_quantile_finds_atoms_and_deep_tiny_quantiles():
+    s = fp.jacobian_spectrum("hard_tanh", 1.0, 0.05, 8, "orthogonal")  # an atom at λ = 1 of mass 0.9255
+    (at, mass) = s.atoms[-1]
+    assert at == 1.0 and mass > 0.9
+    np.testing.assert_array_equal(s.quantile([0.5, 1.0]), [1.0, 1.0])
+    below = s.cdf(s.support()[1])  # all but the atom at 1
+    assert below == pytest.approx(1.0 - mass, abs=1e-12)
+    assert s.quantile(below / 2) < s.support()[1] and s.quantile(0.0) == 0.0
+    # relu at depth 1000: the 0.8-quantile lies at 5.7e-222 (found in ln λ, no underflow; below
+    # hi·1e-300 ≈ 1e-296, a quarter of the mass, nothing is representable)
+    d = fp.jacobian_spectrum("relu", math.sqrt(2), 0.0, 1000)
+    q = d.quantile([0.8, 0.9])
+    assert 1e-223 < q[0] < 1e-220 and q[1] > q[0]
+    np.testing.assert_allclose(d.cdf(q), [0.8, 0.9], atol=1e-9)
+
+
+def test_high_moments_by_quadrature_stay_inside_the_support():
+    # beyond k = 8 the S-transform series is ill-conditioned (orthogonal weights); the density's
+    # quadrature keeps m_k log-convex and below max(λ)^k, and the atom dominates when there is one
+    s = fp.jacobian_spectrum("hard_tanh", 1.0, 0.05, 8, "orthogonal")
+    m = s.moments(np.arange(1, 49))
+    atom = s.atoms[-1][1]
+    assert np.all(m[15:] >= atom) and np.all(m[15:] <= atom + 1e-6)
+    t = fp.jacobian_spectrum("tanh", fp.edge_of_chaos("tanh", 0.05), 0.05, 2, "orthogonal")
+    mt = t.moments(np.arange(0, 65))
+    assert np.all(mt[1:] <= t.support()[1] ** np.arange(1, 65) * (1 + 1e-9))
+    assert np.all(mt[1:-1] ** 2 <= mt[:-2] * mt[2:] * (1 + 1e-9))  # log-convex
+    assert t.moments(8) == pytest.approx(t._moment_by_quadrature(8), rel=1e-9)  # the two methods meet
+
+
+def test_unreliable_density_values_are_nan_with_a_warning():
+    s = fp.jacobian_spectrum("tanh", 0.5, 0.3, 5, "orthogonal")
+    with pytest.warns(UserWarning, match="NaN"):
+        r, err = s.density(1.6541552858609092e-05, return_error=True)
+    assert math.isnan(r) and err > 1.0
+
+
+def test_atoms_only_spectrum():
+    s = fp.jacobian_spectrum("linear", 1.1, 0.0, 3, "orthogonal")  # J Jᵀ = 1.1⁶ I
+    assert s.atoms == [(pytest.approx(1.1**6, rel=1e-15), pytest.approx(1.0, abs=1e-15))]
+    np.testing.assert_array_equal(s.cdf([1.0, 2.0]), [0.0, 1.0])
+    assert s.quantile(0.3) == pytest.approx(1.1**6, rel=1e-15)
+    assert s.density(0.5) == 0.0
+    assert s.moments(9) == pytest.approx(1.1**54, rel=1e-13)
