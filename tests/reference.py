@@ -271,3 +271,71 @@ def pair_kinked_mp(name, q, c):
         g = lambda z, f=f, idx=idx: f(sq * z) * _mp_conditional(name, sq * c * z, s)[idx] * mp.npdf(z)  # noqa: E731
         out.append(mp.quad(g, pts))
     return tuple(out)
+
+
+# ---------------------------------------------------------------- NNGP / NTK kernels
+def relu_pair2(qa, qb, c):
+    """Arc-cosine kernels of relu at variances qa, qb (Cho & Saul 2009)."""
+    th = math.acos(min(1.0, max(-1.0, c)))
+    return (math.sqrt(qa * qb) / (2 * math.pi) * (math.sin(th) + (math.pi - th) * math.cos(th)),
+            (math.pi - th) / (2 * math.pi))  # fmt: skip
+
+
+def erf_pair2(qa, qb, c):
+    """Arcsine kernels of erf(√π h/2) at variances qa, qb (Williams 1998); φ'(h) = exp(−π h²/4),
+    so E φ'φ' = det(I + 2α² Σ)^{−1/2} with α² = π/4."""
+    a2 = math.pi / 4
+    kab = c * math.sqrt(qa * qb)
+    da, db = 1 + 2 * a2 * qa, 1 + 2 * a2 * qb
+    return (2 / math.pi) * math.asin(2 * a2 * kab / math.sqrt(da * db)), 1 / math.sqrt(da * db - (2 * a2 * kab) ** 2)
+
+
+def pair2(name, qa, qb, c, tol=1e-13):
+    """(E φ(u_a)φ(u_b), E φ'(u_a)φ'(u_b)), Var u_a = qa, Var u_b = qb, Corr = c, by nested adaptive
+    quadrature (slow): u_a = √qa z₁, u_b = √qb (c z₁ + √(1 − c²) z₂)."""
+    phi, dphi = FLOAT_PHI[name]
+    _, _, kinks, feats = PHI[name]
+    sa, sb = math.sqrt(qa), math.sqrt(qb)
+    s = math.sqrt(max(0.0, 1 - c * c))
+    marks = [float(k) for k in kinks] + [0.0] + [float(f) for f in feats] + [-float(f) for f in feats]
+    rho = lambda z: math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)  # noqa: E731
+
+    def inner(z1, f):
+        m = sb * c * z1
+        if s == 0:
+            return f(m)
+        sig = sb * s
+        pts = sorted({(b - m) / sig for b in marks if abs((b - m) / sig) < 12})
+        return integrate.quad(
+            lambda z2: f(m + sig * z2) * rho(z2), -12, 12, points=pts or None, epsabs=1e-16, epsrel=tol, limit=400
+        )[0]
+
+    opts = sorted(
+        {b / sa for b in marks if abs(b / sa) < 12} | ({b / (sb * c) for b in marks if c and abs(b / (sb * c)) < 12})
+    )
+    return tuple(
+        integrate.quad(lambda z1, f=f: f(sa * z1) * inner(z1, f) * rho(z1), -12, 12, points=opts or None,
+                       epsabs=1e-16, epsrel=tol, limit=400)[0]  # fmt: skip
+        for f in (phi, dphi)
+    )
+
+
+def kernels_through_depth(gram, depth, sw, sb, pair_fn):
+    """[(K^ℓ, Θ^ℓ) for ℓ = 0 … depth] by the recursion (DESIGN §1), pair by pair in Python;
+    ``pair_fn(qa, qb, c)`` → (E φφ, E φ'φ'); K⁰ = σ_w² gram + σ_b²."""
+    k = sw * sw * np.asarray(gram, dtype=float) + sb * sb
+    t = k.copy()
+    out = [(k, t)]
+    n = k.shape[0]
+    for _ in range(depth):
+        k2, t2 = np.empty_like(k), np.empty_like(t)
+        for a in range(n):
+            for b in range(n):
+                qa, qb = k[a, a], k[b, b]
+                c = k[a, b] / math.sqrt(qa * qb)
+                e0, e1 = pair_fn(qa, qb, c)
+                k2[a, b] = sw * sw * e0 + sb * sb
+                t2[a, b] = k2[a, b] + sw * sw * e1 * t[a, b]
+        k, t = k2, t2
+        out.append((k, t))
+    return out

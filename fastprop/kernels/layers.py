@@ -1,0 +1,195 @@
+"""One layer of the NNGP and NTK recursions for a batch of inputs (compiled per activation).
+
+A template (:mod:`fastprop.run.compile`): compiled per activation and target by
+:func:`fastprop.kernels.nngp.layer_kernels`, which binds the names below; not imported directly.
+
+For a pair of inputs with variances q_a, q_b and correlation c (from the previous layer's
+kernel) the layer needs E φ(u_a)φ(u_b) and E φ'(u_a)φ'(u_b), (u_a, u_b) centred Gaussian.
+Each pair takes the first of:
+
+* **Mehler's series** (:func:`series`), with φ(√q z) = Σ a_n(q) h_n(z) in normalised Hermite
+  polynomials, E φ(u_a)φ(u_b) = Σ a_n(q_a) a_n(q_b) cⁿ and, with b_n(q) = √(n+1) a_{n+1}(q)/√q
+  the coefficients of φ'(√q z), E φ'(u_a)φ'(u_b) = Σ b_n(q_a) b_n(q_b) cⁿ. It is used where
+  the Cauchy–Schwarz bound of the truncated tail, |c|^{K+1} √(R_a R_b) with
+  R = E φ² − Σ_{n≤K} a_n² (and likewise for φ'), is below ``SERIES_TOL`` of √(E φ²_a E φ²_b);
+* **the exact pair integral** (:func:`pair_integrals`): positively homogeneous φ reduce to
+  unit variances, equal variances go to the mean-field engine's pair integral (lattice rule,
+  closed forms), and unequal ones to the same lattice rule (analytic φ: u_b given u_a is
+  N(β u_a, s²), β = c √(q_b/q_a), s² = q_b(1 − c²), and the lattice makes every β u_a a node of
+  u_b) or else a graded Gauss–Legendre rule over u_a of φ(u_a) times the conditional mean
+  E[φ(u_b) | u_a], kink-aware in both.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from fastprop.meanfield.common import KMEHLER, LATTICE_C_MIN, LATTICE_M_MAX, LATTICE_MAX_TERMS, SCRATCH
+from fastprop.quadrature import GL_W, GL_X, LATTICE_Z, NGL, Q_TINY, ZMAX, gauss_weight, lattice_step
+from fastprop.run.compile import bound
+
+ev, next_break, conditional_mean, pair, pair_lattice, lattice_shape, moments_at, hermite_coefficients, \
+    hermite_table, HOMOGENEOUS, STRIP, PARALLEL, SCRATCH_SIZE, CACHE = bound(
+        __name__, "ev", "next_break", "conditional_mean", "pair", "pair_lattice", "lattice_shape", "moments_at",
+        "hermite_coefficients", "hermite_table", "HOMOGENEOUS", "STRIP", "PARALLEL", "SCRATCH_SIZE", "CACHE",
+    )  # fmt: skip
+
+SERIES_TOL = 1e-13
+"""The Mehler series is used where its tail bound is below this, relative to √(E φ²_a E φ²_b)
+(and likewise for φ')."""
+FLOOR = 1e-14
+"""R = E φ² − Σ a_n² is never taken below this times E φ² (its rounding and table error)."""
+NF = 6 + KMEHLER + 1
+"""Per-input values: E φ, E φ', E φ², E φ'², R, R', then a_0 … a_K."""
+
+
+@njit(cache=CACHE)
+def input_values(q, tab, scr, out):
+    """Fill ``out`` (``NF`` values) for an input of variance q: E φ, E φ', E φ², E φ'², the
+    series' tail masses R and R', and the Hermite coefficients a_0 … a_K of φ(√q z) (from the
+    tables where they cover q, else by quadrature)."""
+    ok, m = moments_at(q, tab, True)
+    for f in range(4):
+        out[f] = m[f]
+    coef = out[6:]
+    if not hermite_table(q, tab[0], tab[1], coef, scr):
+        hermite_coefficients(q, scr, coef)
+    s0 = 0.0
+    s1 = 0.0
+    for n in range(KMEHLER + 1):
+        s0 += coef[n] * coef[n]
+    sq = math.sqrt(q) if q > 0.0 else 0.0
+    for n in range(KMEHLER):
+        b = math.sqrt(n + 1.0) * coef[n + 1] / sq if sq > 0.0 else 0.0
+        s1 += b * b
+    out[4] = max(m[2] - s0, FLOOR * m[2])
+    out[5] = max(m[3] - s1, FLOOR * m[3])
+
+
+@njit(cache=CACHE)
+def series(qa, qb, c, va, vb, ntk):
+    """(ok₀, E φφ, ok₁, E φ'φ') by Mehler's series from the per-input values ``va``, ``vb``
+    (:func:`input_values`); ok is False where that series' tail bound is above ``SERIES_TOL``
+    (ok₁ is False when not ``ntk``)."""
+    ac = abs(c)
+    if not ac < 1.0 or qa <= 0.0 or qb <= 0.0:
+        return False, 0.0, False, 0.0
+    cp = ac**KMEHLER
+    ok0 = cp * ac * math.sqrt(va[4] * vb[4]) <= SERIES_TOL * math.sqrt(va[2] * vb[2])
+    ok1 = ntk and cp * math.sqrt(va[5] * vb[5]) <= SERIES_TOL * math.sqrt(va[3] * vb[3])
+    n0 = 0.0
+    n1 = 0.0
+    if ok0:
+        for n in range(KMEHLER, -1, -1):  # Horner in c
+            n0 = n0 * c + va[6 + n] * vb[6 + n]
+    if ok1:
+        for n in range(KMEHLER - 1, -1, -1):
+            n1 = n1 * c + (n + 1.0) * va[7 + n] * vb[7 + n]
+        n1 /= math.sqrt(qa * qb)
+    return ok0, n0, ok1, n1
+
+
+@njit(cache=CACHE)
+def pair_integrals(qa, qb, c, va, vb, scr):
+    """(E φ(u_a)φ(u_b), E φ'(u_a)φ'(u_b)) exactly, Var u_a = qa, Var u_b = qb, Corr = c."""
+    if qa <= 0.0 or qb <= 0.0:  # a degenerate input: u ≡ 0, so the expectation factorises
+        pa, dpa, _ = ev(0.0)
+        pb, dpb, _ = ev(0.0)
+        if qa <= 0.0 and qb <= 0.0:
+            return pa * pb, dpa * dpb
+        if qa <= 0.0:
+            return pa * vb[0], dpa * vb[1]
+        return va[0] * pb, va[1] * dpb
+    if HOMOGENEOUS:  # φ(√q z) = √q φ(z), φ'(√q z) = φ'(z)
+        r = pair(1.0, c, scr)
+        return math.sqrt(qa * qb) * r[0], r[1]
+    if qa == qb:
+        r = pair(qa, c, scr)
+        return r[0], r[1]
+    sa = math.sqrt(qa if qa > 0.0 else Q_TINY)
+    sb = math.sqrt(qb if qb > 0.0 else Q_TINY)
+    s = sb * math.sqrt(max(0.0, (1.0 - c) * (1.0 + c)))
+    beta = c * sb / sa  # u_b | u_a ~ N(β u_a, s²)
+    if STRIP > 0.0 and abs(c) >= LATTICE_C_MIN and s > 0.0:
+        # the mean-field engine's lattice rule (analytic φ), with β in place of c: u_a on i·Δ₁,
+        # u_b on j·Δ₂ with Δ₂ = |β|Δ₁/m, so every conditional mean β·u_a is a lattice point
+        # E[φ(u_b) | u_a] = E φ(β u_a + sZ) is analytic for |Im u_a| < STRIP/|β|
+        d1 = lattice_step(sa, STRIP / max(1.0, abs(beta)))
+        m = int(math.ceil(abs(beta) * d1 / lattice_step(s, STRIP)))
+        terms = (2.0 * LATTICE_Z * sa / d1 + 1.0) * (2.0 * LATTICE_Z * s * m / (abs(beta) * d1) + 1.0)
+        if m <= LATTICE_M_MAX and terms <= LATTICE_MAX_TERMS:
+            n1 = int(math.ceil(LATTICE_Z * sa / d1))
+            nk = int(math.ceil(LATTICE_Z * s / (abs(beta) * d1 / m)))
+            _, ni, _, nj, nw = lattice_shape(n1, nk, m)
+            if 3 * nj + 3 * ni + nw <= SCRATCH:
+                r = pair_lattice(sa, beta, s, d1, m, n1, nk, scr)
+                return r[0], r[1]
+    a1 = 1.0 / sa
+    a2 = 1.0 / (sb * c) if sb * c != 0.0 else 0.0
+    corner = s * abs(a2)  # width of the conditional mean's corners (quadrature.make_next_break)
+    n_acc = m_acc = 0.0
+    z = -ZMAX
+    while z < ZMAX:
+        b = next_break(z, a1, 0.0, a2, 0.0, corner)
+        half = 0.5 * (b - z)
+        mid = 0.5 * (b + z)
+        for k in range(NGL):
+            zk = mid + half * GL_X[k]
+            w = half * GL_W[k] * gauss_weight(zk)
+            p, dp, _ = ev(sa * zk)
+            m0, m1 = conditional_mean(sb * c * zk, s)
+            n_acc += w * p * m0
+            m_acc += w * dp * m1
+        z = b
+    return n_acc, m_acc
+
+
+@njit(cache=CACHE)
+def pair_values(qa, qb, c, va, vb, ntk, scr):
+    """(E φφ, E φ'φ', both by the series) for one pair: each by the series where certified,
+    else by the exact integral (so E φφ does not depend on whether the NTK is asked for)."""
+    ok0, e0, ok1, e1 = series(qa, qb, c, va, vb, ntk)
+    if ok0 and (ok1 or not ntk):
+        return e0, e1, True
+    x0, x1 = pair_integrals(qa, qb, c, va, vb, scr)
+    return (e0 if ok0 else x0), (e1 if ok1 else x1), False
+
+
+@njit(parallel=PARALLEL, cache=CACHE)
+def inputs(q, tab, vals):
+    """vals[a] = :func:`input_values` at q[a] for every input."""
+    for a in prange(q.size):
+        scr = np.empty(SCRATCH_SIZE)
+        input_values(q[a], tab, scr, vals[a])
+
+
+@njit(parallel=PARALLEL, cache=CACHE)
+def layer(k_in, t_in, vals, sw2, sb2, ntk, rows, k_out, t_out, exact_count):
+    """The next layer's kernels for the rows ``rows`` (lower triangle, b ≤ a; the upper one is
+    filled by symmetry): K' = σ_w² E φφ + σ_b², Θ' = K' + σ_w² E φ'φ' Θ (when ``ntk``).
+    ``exact_count[i]``: how many pairs of row rows[i] took the exact integral."""
+    for i in prange(rows.size):
+        a = rows[i]
+        scr = np.empty(SCRATCH_SIZE)
+        qa = k_in[a, a]
+        exact = 0
+        for b in range(a + 1):
+            qb = k_in[b, b]
+            if b == a:
+                e0, e1 = vals[a, 2], vals[a, 3]
+            else:
+                den = math.sqrt(qa * qb)
+                c = k_in[a, b] / den if den > 0.0 else 0.0
+                c = min(1.0, max(-1.0, c))
+                e0, e1, used = pair_values(qa, qb, c, vals[a], vals[b], ntk, scr)
+                if not used:
+                    exact += 1
+            kv = sw2 * e0 + sb2
+            k_out[a, b] = kv
+            k_out[b, a] = kv
+            if ntk:
+                tv = kv + sw2 * e1 * t_in[a, b]
+                t_out[a, b] = tv
+                t_out[b, a] = tv
+        exact_count[i] = exact

@@ -1,0 +1,148 @@
+"""NNGP and NTK kernels of a batch of inputs (fp.nngp) against closed forms and quadrature."""
+
+import math
+
+import numpy as np
+import pytest
+import reference as R
+
+import fastprop as fp
+from fastprop.kernels.nngp import layer_kernels
+from fastprop.meanfield.tables import tables
+
+
+def _inputs():
+    """A Gram matrix X Xᵀ/d0 of 7 inputs with squared norms from 1e-3 to 1e3 and correlations
+    exactly ±1, within 1e-12 of ±1, and moderate."""
+    d = math.sqrt(2e-12)  # cos d = 1 − 1e-12
+    rng = np.random.default_rng(5)
+    e = np.eye(4)
+    x = [e[0], math.cos(d) * e[0] + math.sin(d) * e[1], -e[0], -(math.cos(d) * e[0] + math.sin(d) * e[2]),
+         rng.normal(size=4), rng.normal(size=4), 0.3 * e[0] + e[3]]  # fmt: skip
+    x = np.array([v / np.linalg.norm(v) for v in x])
+    r = np.array([1e-3, 1e3, 0.02, 5.0, 1.0, 300.0, 0.1])
+    x *= np.sqrt(4 * r)[:, None]
+    return x @ x.T / 4
+
+
+def _assert_close(got, ref, rtol):
+    """|got − ref| ≤ rtol √(ref_aa ref_bb) entrywise (entries near 0 are judged on their scale)."""
+    d = np.sqrt(np.abs(np.diag(ref)))
+    scale = np.outer(d, d)
+    err = np.max(np.abs(got - ref) / scale)
+    assert err <= rtol, err
+
+
+@pytest.mark.parametrize("name, pair_fn", [("relu", R.relu_pair2), ("erf", R.erf_pair2)])
+@pytest.mark.parametrize("target", ["cpu", "parallel"])
+def test_closed_forms_through_depth_at_any_norm_and_correlation(name, pair_fn, target):
+    g = _inputs()
+    sw, sb = 1.4, 0.3
+    r = fp.nngp(gram=g, depth=3, activation=name, sigma_w=sw, sigma_b=sb, target=target)
+    ref = R.kernels_through_depth(g, 3, sw, sb, pair_fn)
+    assert list(r.layers) == [0, 1, 2, 3]
+    for ell in range(4):
+        _assert_close(r.nngp[ell], ref[ell][0], 1e-12)
+        _assert_close(r.ntk[ell], ref[ell][1], 1e-12)
+        assert np.array_equal(r.nngp[ell], r.nngp[ell].T) and np.array_equal(r.ntk[ell], r.ntk[ell].T)
+
+
+@pytest.mark.parametrize("name", ["tanh", "gelu"])
+def test_against_nested_quadrature_at_unequal_norms(name):
+    # one layer: pairs at correlations 0.3 (series), 0.99999 (lattice rule) and 1 − 1e-12 (exact
+    # integral), −0.7, between inputs of variances 0.5 … 800
+    d = math.sqrt(2e-12)
+    cs = [1.0, 0.3, 0.99999, math.cos(d), -0.7]
+    x = np.zeros((len(cs), 2))
+    for i, c in enumerate(cs):
+        x[i] = [c, math.sqrt(max(0.0, 1 - c * c))]
+    x *= np.sqrt(2 * np.array([0.5, 3.0, 40.0, 0.05, 800.0]))[:, None]
+    g = x @ x.T / 2
+    sw, sb = 1.3, 0.2
+    r = fp.nngp(gram=g, depth=1, activation=name, sigma_w=sw, sigma_b=sb)
+    assert r.exact_pairs[1] > 0  # the pairs near c = 1 took the exact integral
+    k0 = sw * sw * g + sb * sb
+    for b in range(1, len(cs)):
+        qa, qb = k0[0, 0], k0[b, b]
+        e0, e1 = R.pair2(name, qa, qb, k0[0, b] / math.sqrt(qa * qb))
+        assert r.nngp[1][0, b] == pytest.approx(sw * sw * e0 + sb * sb, rel=1e-11)
+        assert r.ntk[1][0, b] == pytest.approx(sw * sw * (e0 + e1 * k0[0, b]) + sb * sb, rel=1e-11)
+
+
+@pytest.mark.parametrize("name", ["tanh", "gelu", "selu"])
+def test_mehler_series_agrees_with_the_exact_pair_integral_where_it_is_used(name):
+    act = fp.activation(name)
+    mod = layer_kernels(act, "cpu")
+    rng = np.random.default_rng(1)
+    q = np.exp(rng.uniform(np.log(1e-3), np.log(1e3), 40))
+    vals = np.empty((q.size, mod.NF))
+    mod.inputs(q, tables(act).arrays_without_q_start, vals)
+    scr = np.empty(100_000)
+    used = 0
+    for i in range(q.size - 1):
+        for c in (-0.6, -0.2, 0.05, 0.4, 0.7):
+            ok0, s0, ok1, s1 = mod.series(q[i], q[i + 1], c, vals[i], vals[i + 1], True)
+            if not (ok0 and ok1):
+                continue
+            used += 1
+            e0, e1 = mod.pair_integrals(q[i], q[i + 1], c, vals[i], vals[i + 1], scr)
+            scale = math.sqrt(vals[i, 2] * vals[i + 1, 2])
+            dscale = math.sqrt(vals[i, 3] * vals[i + 1, 3])
+            assert abs(s0 - e0) <= 1e-12 * scale and abs(s1 - e1) <= 1e-12 * dscale
+    assert used > 100  # the series serves most moderate correlations
+
+
+def test_targets_and_layers_and_inputs_agree_bitwise(tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(9, 5)) * rng.uniform(0.1, 3.0, size=(9, 1))
+    a = fp.nngp(X, 4, "tanh", 1.5, 0.3, target="cpu")
+    b = fp.nngp(X, 4, "tanh", 1.5, 0.3, target="parallel")
+    assert a.identical(b)
+    c = fp.nngp(gram=X @ X.T / 5, depth=4, activation="tanh", sigma_w=1.5, sigma_b=0.3, layers=[4, 2])
+    assert list(c.layers) == [2, 4]
+    assert np.array_equal(c.nngp, a.nngp[[2, 4]]) and np.array_equal(c.ntk, a.ntk[[2, 4]])
+    d = fp.nngp(X, 4, "tanh", 1.5, 0.3, ntk=False)
+    assert d.ntk is None and np.array_equal(d.nngp, a.nngp)
+    for path in (tmp_path / "k.npz", tmp_path / "k.nc"):
+        a.save(path)
+        assert fp.KernelResult.load(path).identical(a)
+    d.save(tmp_path / "d.npz")
+    assert fp.KernelResult.load(tmp_path / "d.npz").identical(d)
+
+
+def test_linear_network_is_a_linear_map_of_the_gram_matrix():
+    # φ = id: K^ℓ = σ_w² K^{ℓ−1} + σ_b² and Θ^ℓ = K^ℓ + σ_w² Θ^{ℓ−1}, exactly
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5, 3))
+    r = fp.nngp(X, 3, "linear", 0.9, 0.4)
+    k = 0.81 * X @ X.T / 3 + 0.16
+    t = k.copy()
+    for ell in range(1, 4):
+        k = 0.81 * k + 0.16
+        t = k + 0.81 * t
+        _assert_close(r.nngp[ell], k, 1e-14)
+        _assert_close(r.ntk[ell], t, 1e-14)
+
+
+def test_bad_input():
+    X = np.ones((3, 2))
+    with pytest.raises(TypeError, match="not both"):
+        fp.nngp(X, 2, gram=np.eye(3))
+    with pytest.raises(TypeError, match="neither"):
+        fp.nngp(None, 2)
+    with pytest.raises(ValueError, match="2-D"):
+        fp.nngp(np.ones(3), 2)
+    with pytest.raises(ValueError, match="non-finite"):
+        fp.nngp(np.array([[1.0, np.nan]]), 2)
+    with pytest.raises(ValueError, match="symmetric"):
+        fp.nngp(gram=np.array([[1.0, 0.5], [0.4, 1.0]]), depth=2)
+    with pytest.raises(ValueError, match="depth"):
+        fp.nngp(X, -1)
+    with pytest.raises(ValueError, match="layers"):
+        fp.nngp(X, 2, layers=[3])
+    with pytest.raises(ValueError, match="target"):
+        fp.nngp(X, 2, target="cuda")
+    with pytest.raises(ValueError, match="sigma_w"):
+        fp.nngp(X, 2, sigma_w=-1.0)
+    with pytest.raises(MemoryError, match="would need"):  # 10⁷ inputs: 11 layers of 10¹⁴ entries, refused up front
+        fp.nngp(np.broadcast_to(np.ones(2), (10**7, 2)), 10)
