@@ -29,6 +29,15 @@ def test_mu_k_tanh_against_mpmath(q, k):
     assert fp.jacobian_moments("tanh", k, q=q) == pytest.approx(exact, rel=1e-13)
 
 
+def test_mu_k_at_infinite_q_is_the_limit():
+    np.testing.assert_allclose(fp.jacobian_moments("relu", [1, 3], q=np.inf), [0.5, 0.5], rtol=1e-15)
+    assert fp.jacobian_moments("erf", 2, q=np.inf) < 1e-140  # (1 + 2πq)^(-1/2) → 0 (evaluated at q = 1e300)
+    with pytest.raises(ValueError, match="finite"):
+        fp.jacobian_moments("erf", 2, q=[np.nan])
+    with pytest.raises(ValueError):
+        fp.jacobian_moments("erf", 2, q=-np.inf)
+
+
 def test_mu_k_at_q_star_broadcasts():
     sw = np.array([[1.2], [2.0]])
     sb = np.array([0.1, 0.5, 1.0])

@@ -38,7 +38,8 @@ def jacobian_moments(activation, k, *, q=None, sigma_w=None, sigma_b=None):
     """μ_k = ∫ φ'(√q z)^{2k} Dz, the moments of D² (Pennington, Schoenholz & Ganguli
     2017, Table 1), at ``q`` or at the fixed point q*(σ_w, σ_b) of the length map.
 
-    Give either ``q`` (≥ 0; q = 0 is the limit q → 0⁺) or both ``sigma_w`` and
+    Give either ``q`` (≥ 0; q = 0 is the limit q → 0⁺, q = inf the limit q → ∞, evaluated at q = 1e300, so that
+    ``q=spectrum_map(…).q_star`` works on chaotic grids) or both ``sigma_w`` and
     ``sigma_b``; every argument broadcasts like a NumPy ufunc argument (``k`` ≥ 1,
     integers). Integration: the kink-split, graded Gauss–Legendre rule of
     :mod:`fastprop.quadrature` (to about 1e-13 relatively at any q for k ≤ 8, kinks
@@ -56,7 +57,15 @@ def jacobian_moments(activation, k, *, q=None, sigma_w=None, sigma_b=None):
     if q is not None:
         if sigma_w is not None or sigma_b is not None:
             raise TypeError("give either q or (sigma_w, sigma_b), not both")
-        qa = _validate.real_array(q, "q", low=0.0)
+        try:
+            qa = _validate.real_array(q, "q", low=0.0)
+        except ValueError:  # +inf is allowed: the limit q → ∞ (q* of a diverging length map)
+            raw = np.asarray(q, dtype=float)
+            if not np.all(np.isfinite(raw) | np.isposinf(raw)):
+                raise
+            qa = np.where(
+                np.isposinf(raw), np.inf, _validate.real_array(np.where(np.isposinf(raw), 0.0, raw), "q", low=0.0)
+            )
     else:
         if sigma_w is None or sigma_b is None:
             raise TypeError("give q, or both sigma_w and sigma_b (μ_k at q*)")
