@@ -124,6 +124,20 @@ def test_linear_network_is_a_linear_map_of_the_gram_matrix():
         _assert_close(r.ntk[ell], t, 1e-14)
 
 
+def test_extreme_kernel_values_neither_overflow_nor_divide_by_zero():
+    # √(q_a q_b) would overflow past 1.3e154 and underflow below 1e-162: the correlation and the
+    # series use √q_a √q_b
+    for name in ("relu", "linear", "tanh"):
+        r = fp.nngp(gram=np.full((2, 2), 1e160), depth=1, activation=name)
+        assert np.all(np.isfinite(r.nngp[1])) and r.nngp[1][0, 1] == pytest.approx(r.nngp[1][0, 0], rel=1e-13)
+    X = np.array([[1.0, 0.0], [0.6, 0.8]])
+    deep = fp.nngp(X, 515, "relu", 2.0, layers=[510, 515])  # K doubles every layer: 1e156 at the end
+    c = deep.nngp[:, 0, 1] / (np.sqrt(deep.nngp[:, 0, 0]) * np.sqrt(deep.nngp[:, 1, 1]))
+    assert np.all(np.isfinite(deep.ntk)) and c[1] >= c[0] > 0.99  # correlations keep rising towards 1
+    zeros = fp.nngp(np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0]]), 3, "tanh")  # two zero inputs, σ_b = 0
+    assert np.all(np.isfinite(zeros.ntk)) and np.all(np.abs(zeros.nngp[3][:2]) < 1e-250)
+
+
 def test_bad_input():
     X = np.ones((3, 2))
     with pytest.raises(TypeError, match="not both"):

@@ -76,8 +76,9 @@ def series(qa, qb, c, va, vb, ntk):
     if not ac < 1.0 or qa <= 0.0 or qb <= 0.0:
         return False, 0.0, False, 0.0
     cp = ac**KMEHLER
-    ok0 = cp * ac * math.sqrt(va[4] * vb[4]) <= SERIES_TOL * math.sqrt(va[2] * vb[2])
-    ok1 = ntk and cp * math.sqrt(va[5] * vb[5]) <= SERIES_TOL * math.sqrt(va[3] * vb[3])
+    # (square roots taken apart: products of two kernel-sized values overflow past 1.3e154)
+    ok0 = cp * ac * math.sqrt(va[4]) * math.sqrt(vb[4]) <= SERIES_TOL * math.sqrt(va[2]) * math.sqrt(vb[2])
+    ok1 = ntk and cp * math.sqrt(va[5]) * math.sqrt(vb[5]) <= SERIES_TOL * math.sqrt(va[3]) * math.sqrt(vb[3])
     n0 = 0.0
     n1 = 0.0
     if ok0:
@@ -86,7 +87,7 @@ def series(qa, qb, c, va, vb, ntk):
     if ok1:
         for n in range(KMEHLER - 1, -1, -1):
             n1 = n1 * c + (n + 1.0) * va[7 + n] * vb[7 + n]
-        n1 /= math.sqrt(qa * qb)
+        n1 /= math.sqrt(qa) * math.sqrt(qb)  # (not √(qa qb): it under- or overflows)
     return ok0, n0, ok1, n1
 
 
@@ -103,7 +104,7 @@ def pair_integrals(qa, qb, c, va, vb, scr):
         return va[0] * pb, va[1] * dpb
     if HOMOGENEOUS:  # φ(√q z) = √q φ(z), φ'(√q z) = φ'(z)
         r = pair(1.0, c, scr)
-        return math.sqrt(qa * qb) * r[0], r[1]
+        return math.sqrt(qa) * math.sqrt(qb) * r[0], r[1]
     if qa == qb:
         r = pair(qa, c, scr)
         return r[0], r[1]
@@ -179,7 +180,7 @@ def layer(k_in, t_in, vals, sw2, sb2, ntk, rows, k_out, t_out, exact_count):
             if b == a:
                 e0, e1 = vals[a, 2], vals[a, 3]
             else:
-                den = math.sqrt(qa * qb)
+                den = math.sqrt(qa) * math.sqrt(qb)
                 c = k_in[a, b] / den if den > 0.0 else 0.0
                 c = min(1.0, max(-1.0, c))
                 e0, e1, used = pair_values(qa, qb, c, vals[a], vals[b], ntk, scr)
