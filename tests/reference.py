@@ -125,40 +125,8 @@ FLOAT_PHI = {
 
 
 def pair(name, q, c, tol=1e-13):
-    """(E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂)) by nested adaptive quadrature (slow)."""
-    phi, dphi = FLOAT_PHI[name]
-    _, _, kinks, feats = PHI[name]
-    sq = math.sqrt(q)
-    s = math.sqrt(max(0.0, 1 - c * c))
-    marks = [float(k) for k in kinks] + [0.0] + [float(f) for f in feats] + [-float(f) for f in feats]
-    rho = lambda z: math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)  # noqa: E731
-
-    def inner(z1, f):
-        m = sq * c * z1
-        if s == 0:
-            return f(m)
-        sig = sq * s
-        pts = sorted({(b - m) / sig for b in marks if abs((b - m) / sig) < 12})
-        return integrate.quad(
-            lambda z2: f(m + sig * z2) * rho(z2), -12, 12, points=pts or None, epsabs=1e-16, epsrel=tol, limit=400
-        )[0]
-
-    opts = sorted(
-        {b / sq for b in marks if abs(b / sq) < 12} | ({b / (sq * c) for b in marks if c and abs(b / (sq * c)) < 12})
-    )
-    out = []
-    for f in (phi, dphi):
-        val = integrate.quad(
-            lambda z1, f=f: f(sq * z1) * inner(z1, f) * rho(z1),
-            -12,
-            12,
-            points=opts or None,
-            epsabs=1e-16,
-            epsrel=tol,
-            limit=400,
-        )[0]
-        out.append(val)
-    return tuple(out)
+    """(E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂)) by nested adaptive quadrature (slow): :func:`pair2` at equal variances."""
+    return pair2(name, q, q, c, tol)
 
 
 def relu_pair(q, c):

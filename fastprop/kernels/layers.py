@@ -25,14 +25,14 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fastprop.meanfield.common import KMEHLER, LATTICE_C_MIN, LATTICE_M_MAX, LATTICE_MAX_TERMS, SCRATCH
-from fastprop.quadrature import GL_W, GL_X, LATTICE_Z, NGL, Q_TINY, ZMAX, gauss_weight, lattice_step
+from fastprop.meanfield.common import KMEHLER, LATTICE_C_MIN
+from fastprop.quadrature import Q_TINY
 from fastprop.run.compile import bound
 
-ev, next_break, conditional_mean, pair, pair_lattice, lattice_shape, moments_at, hermite_coefficients, \
-    hermite_table, HOMOGENEOUS, STRIP, PARALLEL, SCRATCH_SIZE, CACHE = bound(
-        __name__, "ev", "next_break", "conditional_mean", "pair", "pair_lattice", "lattice_shape", "moments_at",
-        "hermite_coefficients", "hermite_table", "HOMOGENEOUS", "STRIP", "PARALLEL", "SCRATCH_SIZE", "CACHE",
+ev, pair, lattice_pair, pair_gauss_legendre, moments_at, hermite_coefficients, hermite_table, HOMOGENEOUS, \
+    STRIP, PARALLEL, SCRATCH_SIZE, CACHE = bound(
+        __name__, "ev", "pair", "lattice_pair", "pair_gauss_legendre", "moments_at", "hermite_coefficients",
+        "hermite_table", "HOMOGENEOUS", "STRIP", "PARALLEL", "SCRATCH_SIZE", "CACHE",
     )  # fmt: skip
 
 SERIES_TOL = 1e-13
@@ -111,39 +111,13 @@ def pair_integrals(qa, qb, c, va, vb, scr):
     sa = math.sqrt(qa if qa > 0.0 else Q_TINY)
     sb = math.sqrt(qb if qb > 0.0 else Q_TINY)
     s = sb * math.sqrt(max(0.0, (1.0 - c) * (1.0 + c)))
-    beta = c * sb / sa  # u_b | u_a ~ N(β u_a, s²)
     if STRIP > 0.0 and abs(c) >= LATTICE_C_MIN and s > 0.0:
-        # the mean-field engine's lattice rule (analytic φ), with β in place of c: u_a on i·Δ₁,
-        # u_b on j·Δ₂ with Δ₂ = |β|Δ₁/m, so every conditional mean β·u_a is a lattice point
-        # E[φ(u_b) | u_a] = E φ(β u_a + sZ) is analytic for |Im u_a| < STRIP/|β|
-        d1 = lattice_step(sa, STRIP / max(1.0, abs(beta)))
-        m = int(math.ceil(abs(beta) * d1 / lattice_step(s, STRIP)))
-        terms = (2.0 * LATTICE_Z * sa / d1 + 1.0) * (2.0 * LATTICE_Z * s * m / (abs(beta) * d1) + 1.0)
-        if m <= LATTICE_M_MAX and terms <= LATTICE_MAX_TERMS:
-            n1 = int(math.ceil(LATTICE_Z * sa / d1))
-            nk = int(math.ceil(LATTICE_Z * s / (abs(beta) * d1 / m)))
-            _, ni, _, nj, nw = lattice_shape(n1, nk, m)
-            if 3 * nj + 3 * ni + nw <= SCRATCH:
-                r = pair_lattice(sa, beta, s, d1, m, n1, nk, scr)
-                return r[0], r[1]
-    a1 = 1.0 / sa
-    a2 = 1.0 / (sb * c) if sb * c != 0.0 else 0.0
-    corner = s * abs(a2)  # width of the conditional mean's corners (quadrature.make_next_break)
-    n_acc = m_acc = 0.0
-    z = -ZMAX
-    while z < ZMAX:
-        b = next_break(z, a1, 0.0, a2, 0.0, corner)
-        half = 0.5 * (b - z)
-        mid = 0.5 * (b + z)
-        for k in range(NGL):
-            zk = mid + half * GL_X[k]
-            w = half * GL_W[k] * gauss_weight(zk)
-            p, dp, _ = ev(sa * zk)
-            m0, m1 = conditional_mean(sb * c * zk, s)
-            n_acc += w * p * m0
-            m_acc += w * dp * m1
-        z = b
-    return n_acc, m_acc
+        # the mean-field engine's lattice rule (analytic φ) with β = c √(q_b/q_a) in place of c:
+        # u_b | u_a ~ N(β u_a, s²)
+        ok, r = lattice_pair(sa, c * sb / sa, s, scr)
+        if ok:
+            return r[0], r[1]
+    return pair_gauss_legendre(sa, sb, c, s)
 
 
 @njit(cache=CACHE)

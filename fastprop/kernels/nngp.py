@@ -22,7 +22,7 @@ from .. import _validate
 from .._version import __version__
 from ..activations import activation as _activation
 from ..meanfield import interpolants
-from ..meanfield.compiled import _panel_rule, scalar_kernels
+from ..meanfield.compiled import scalar_kernels
 from ..meanfield.tables import tables as _tables
 from ..run import files as _io
 from ..run.compile import specialise
@@ -44,8 +44,8 @@ def layer_kernels(act, target):
         module = _CACHE[key] = specialise(
             "fastprop.kernels.layers", f"kernels-{act.name}-layers", f"{act.name}:{act.fingerprint}:{target} "
             + " ".join(m.__name__ for m in base.modules),
-            {**_panel_rule(act), "conditional_mean": base.conditional_mean, "pair": base.pair,
-             "pair_lattice": pairs.pair_lattice, "lattice_shape": pairs.lattice_shape, "STRIP": pairs.STRIP,
+            {"ev": act.eval3, "pair": base.pair, "lattice_pair": pairs.lattice_pair,
+             "pair_gauss_legendre": pairs.pair_gauss_legendre, "STRIP": pairs.STRIP,
              "moments_at": base.moments_at, "hermite_coefficients": base.hermite_coefficients,
              "hermite_table": interpolants.hermite_table, "HOMOGENEOUS": act.homogeneous,
              "PARALLEL": target == "parallel", "SCRATCH_SIZE": base.scratch_size},

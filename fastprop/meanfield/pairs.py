@@ -126,17 +126,37 @@ def pair(q, c, scr):
     sq = math.sqrt(q if q > 0.0 else Q_TINY)
     s = sq * math.sqrt(max(0.0, (1.0 - c) * (1.0 + c)))
     if STRIP > 0.0 and abs(c) >= LATTICE_C_MIN and s > 0.0:
-        d1 = lattice_step(sq, STRIP)
-        m = int(math.ceil(abs(c) * d1 / lattice_step(s, STRIP)))
-        terms = (2.0 * LATTICE_Z * sq / d1 + 1.0) * (2.0 * LATTICE_Z * s * m / (abs(c) * d1) + 1.0)
-        if m <= LATTICE_M_MAX and terms <= LATTICE_MAX_TERMS:
-            n1 = int(math.ceil(LATTICE_Z * sq / d1))
-            nk = int(math.ceil(LATTICE_Z * s / (abs(c) * d1 / m)))  # Δ₂ as in pair_lattice
-            _, ni, _, nj, nw = lattice_shape(n1, nk, m)
-            if 3 * nj + 3 * ni + nw <= SCRATCH:
-                return pair_lattice(sq, c, s, d1, m, n1, nk, scr)
-    a1 = 1.0 / sq
-    a2 = 1.0 / (sq * c) if sq * c != 0.0 else 0.0
+        ok, r = lattice_pair(sq, c, s, scr)
+        if ok:
+            return r
+    n_acc, m_acc = pair_gauss_legendre(sq, sq, c, s)
+    return n_acc, m_acc, math.nan
+
+
+@njit(cache=CACHE)
+def lattice_pair(sa, beta, s, scr):
+    """(ok, :func:`pair_lattice`'s three integrals) for u_a = sa·z and u_b | u_a ~ N(β u_a, s²)
+    (equal variances: β = c), where the rule's steps and tables fit; ok is False elsewhere.
+    E[φ(u_b) | u_a] = E φ(β u_a + sZ) is analytic for |Im u_a| < STRIP/|β|, which sets Δ₁."""
+    d1 = lattice_step(sa, STRIP / max(1.0, abs(beta)))
+    m = int(math.ceil(abs(beta) * d1 / lattice_step(s, STRIP)))
+    terms = (2.0 * LATTICE_Z * sa / d1 + 1.0) * (2.0 * LATTICE_Z * s * m / (abs(beta) * d1) + 1.0)
+    if m <= LATTICE_M_MAX and terms <= LATTICE_MAX_TERMS:
+        n1 = int(math.ceil(LATTICE_Z * sa / d1))
+        nk = int(math.ceil(LATTICE_Z * s / (abs(beta) * d1 / m)))  # Δ₂ as in pair_lattice
+        _, ni, _, nj, nw = lattice_shape(n1, nk, m)
+        if 3 * nj + 3 * ni + nw <= SCRATCH:
+            return True, pair_lattice(sa, beta, s, d1, m, n1, nk, scr)
+    return False, (math.nan, math.nan, math.nan)
+
+
+@njit(cache=CACHE)
+def pair_gauss_legendre(sa, sb, c, s):
+    """(E φ(u₁)φ(u₂), E φ'(u₁)φ'(u₂)) with u₁ = sa·z, u₂ = sb(c z + √(1 − c²) Z), s = sb √(1 − c²):
+    the graded Gauss–Legendre rule over z of φ(u₁) times the conditional mean E[φ(u₂) | z],
+    split at the kinks of both (any variances; :func:`pair` uses sa = sb)."""
+    a1 = 1.0 / sa
+    a2 = 1.0 / (sb * c) if sb * c != 0.0 else 0.0
     corner = s * abs(a2)  # width of the conditional mean's corners (quadrature.make_next_break)
     n_acc = m_acc = 0.0
     z = -ZMAX
@@ -147,12 +167,12 @@ def pair(q, c, scr):
         for k in range(NGL):
             zk = mid + half * GL_X[k]
             w = half * GL_W[k] * gauss_weight(zk)
-            p, dp, _ = ev(sq * zk)
-            m0, m1 = conditional_mean(sq * c * zk, s)
+            p, dp, _ = ev(sa * zk)
+            m0, m1 = conditional_mean(sb * c * zk, s)
             n_acc += w * p * m0
             m_acc += w * dp * m1
         z = b
-    return n_acc, m_acc, math.nan
+    return n_acc, m_acc
 
 
 @njit(cache=CACHE)

@@ -142,6 +142,22 @@ def log_z_real(zeta, depth, w2, orth, t, w, a0):
 
 
 @njit(cache=True)
+def critical_point(lo, hi, depth, w2, orth, t, w, a0):
+    """(z(ζ), ζ) at the critical point of z on the real axis between ``lo`` (d log z/dζ ≤ 0)
+    and ``hi`` (> 0), by bisection to rounding."""
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if log_z_real(mid, depth, w2, orth, t, w, a0)[1] <= 0.0:
+            lo = mid
+        else:
+            hi = mid
+    zeta = 0.5 * (lo + hi)
+    return math.exp(log_z_real(zeta, depth, w2, orth, t, w, a0)[0]), zeta
+
+
+@njit(cache=True)
 def upper_edge(depth, w2, orth, t, w, a0, t_max):
     """(λ₊, ζ at λ₊): the smallest value of z(ζ) on ζ > t_max reached from ζ = +∞ —
     the first critical point met coming down (z(ζ) increases beyond it), or the limit
@@ -163,16 +179,7 @@ def upper_edge(depth, w2, orth, t, w, a0, t_max):
     if not found:
         zeta = prev_z
         return math.exp(log_z_real(zeta, depth, w2, orth, t, w, a0)[0]), zeta
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if mid <= lo or mid >= hi:
-            break
-        if log_z_real(mid, depth, w2, orth, t, w, a0)[1] <= 0.0:
-            lo = mid
-        else:
-            hi = mid
-    zeta = 0.5 * (lo + hi)
-    return math.exp(log_z_real(zeta, depth, w2, orth, t, w, a0)[0]), zeta
+    return critical_point(lo, hi, depth, w2, orth, t, w, a0)
 
 
 @njit(cache=True)
@@ -194,17 +201,7 @@ def edge_below_atom(depth, w2, orth, t, w, a0, t_top, t_below):
         if not (val > -math.inf) or sign <= 0.0:
             break
         if der <= 0.0:
-            lo, hi = zeta, prev  # der ≤ 0 at lo, > 0 at hi
-            for _ in range(200):
-                mid = 0.5 * (lo + hi)
-                if mid <= lo or mid >= hi:
-                    break
-                if log_z_real(mid, depth, w2, orth, t, w, a0)[1] <= 0.0:
-                    lo = mid
-                else:
-                    hi = mid
-            zeta = 0.5 * (lo + hi)
-            return math.exp(log_z_real(zeta, depth, w2, orth, t, w, a0)[0]), zeta
+            return critical_point(zeta, prev, depth, w2, orth, t, w, a0)
         prev = zeta
     return math.nan, math.nan
 
