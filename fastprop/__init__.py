@@ -19,7 +19,7 @@ from . import plot
 from ._version import __version__
 from .activations import ACTIVATIONS, Activation, activation, register_activation
 from .chains import ChainResult, TailEstimate, exact, simulate_chains
-from .kernels import KernelResult, nngp
+from .kernels import EmpiricalKernels, KernelResult, nngp, simulate_kernels
 from .meanfield import MeanFieldGrid, Status, correlation_map, edge_of_chaos, length_map, meanfield_grid
 from .run import checkpoint, distributed
 from .run.targets import TARGETS
@@ -48,6 +48,8 @@ __all__ = [
     "SpectrumMap",
     "nngp",
     "KernelResult",
+    "simulate_kernels",
+    "EmpiricalKernels",
     "checkpoint",
     "distributed",
     "plot",

@@ -307,3 +307,71 @@ def kernels_through_depth(gram, depth, sw, sb, pair_fn):
         k, t = k2, t2
         out.append((k, t))
     return out
+
+
+def _stream_normals(seed, index):
+    """A function n ↦ the next n normals of stream (seed, index) of fastprop.chains.rng."""
+    from fastprop.chains import rng
+
+    st = np.empty(rng.STREAM_SIZE, dtype=np.uint64)
+    rng.stream_init(st, np.uint64(seed), index)
+
+    def draw(n):
+        out = np.empty(n)
+        rng.fill_normals(st, out, n)
+        return out
+
+    return draw
+
+
+def empirical_kernels(phi, X, width, depth, sw, sb, seed, index, rec, eps=1e-30):
+    """One network's empirical K̂^ℓ and Θ̂^ℓ at the layers ``rec`` (``depth`` = the deepest of them),
+    slowly and plainly: every weight matrix drawn whole from stream (seed, index) in the
+    documented order, the forward pass by matrix products in complex arithmetic, and the NTK as
+    Σ_p ∂f(a)/∂p ∂f(b)/∂p over every parameter p (the standard-normal entries of W_m, b_m and the
+    readout v, β) by complex-step differentiation, f(p + iε)'s imaginary part / ε, exact to
+    rounding for analytic φ (``phi`` must accept complex arrays)."""
+    X = np.asarray(X, dtype=float)
+    n, d0 = X.shape
+    draw = _stream_normals(seed, index)
+    params = []  # (W, b) per layer, standard normal
+    n_in = d0
+    for _ in range(depth):
+        W = draw(width * n_in).reshape(width, n_in)
+        b = draw(width) if sb > 0 else np.zeros(width)
+        params.append([W.astype(complex), b.astype(complex)])
+        n_in = width
+    readouts = {ell: [draw(width).astype(complex), np.zeros(1, complex)] for ell in rec if ell >= 1}
+
+    def forward(ps):
+        xs = [X.astype(complex)]
+        for W, b in ps:
+            h = xs[-1] @ W.T * (sw / math.sqrt(xs[-1].shape[1])) + sb * b
+            xs.append(phi(h))
+        return xs
+
+    xs = forward(params)
+    k0 = sw * sw * (X @ X.T) / d0 + sb * sb
+    K, T = [], []
+    for ell in rec:
+        if ell == 0:
+            K.append(k0)
+            T.append(k0)
+            continue
+        x = xs[ell].real
+        K.append(sw * sw * (x @ x.T) / width + sb * sb)
+        v, beta = readouts[ell]
+
+        def readout(ps, v=v, beta=beta, ell=ell):
+            return (sw / math.sqrt(width)) * (forward(ps[:ell])[ell] @ v) + sb * beta[0]
+
+        grads = []
+        tensors = [t for layer in params[:ell] for t in layer] + [v, beta]
+        for tensor in tensors:
+            for i in np.ndindex(tensor.shape):
+                tensor[i] += 1j * eps
+                grads.append(readout(params).imag / eps)
+                tensor[i] -= 1j * eps
+        G = np.array(grads)  # parameters × inputs
+        T.append(G.T @ G)
+    return np.array(K), np.array(T)

@@ -113,7 +113,18 @@ class KernelResult:
         )
 
 
-def _first_layer(X, gram, sw2, sb2):
+def record_layers(layers, depth):
+    """The recorded layers: sorted distinct ints in 0 … depth (default all)."""
+    if layers is None:
+        return np.arange(depth + 1, dtype=np.int64)
+    rec = np.unique(np.asarray([_validate.integer(v, "layers", low=0, high=depth) for v in np.ravel(layers)],
+                               dtype=np.int64))  # fmt: skip
+    if rec.size == 0:
+        raise ValueError("layers is empty")
+    return rec
+
+
+def first_layer(X, gram, sw2, sb2):
     if (X is None) == (gram is None):
         raise TypeError("give X (inputs as rows) or gram (X Xᵀ/d0), not both and not neither")
     if X is not None:
@@ -171,18 +182,13 @@ def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=T
     if target not in ("auto", "cpu", "parallel"):
         raise ValueError(f"target must be 'auto', 'cpu' or 'parallel' for nngp, got {target!r}")
     tgt = "parallel" if target == "auto" else resolve_target(target)
-    if layers is None:
-        rec = np.arange(depth + 1)
-    else:
-        rec = np.unique(np.asarray([_validate.integer(v, "layers", low=0, high=depth) for v in np.ravel(layers)]))
-        if rec.size == 0:
-            raise ValueError("layers is empty")
+    rec = record_layers(layers, depth)
     sw2, sb2 = sw * sw, sb * sb
     src = X if X is not None else gram
     n = len(src) if src is not None and np.ndim(src) >= 1 else 0
     mats = (rec.size + 4) * (2 if ntk else 1)  # the recorded layers, and the current and next ones
     require(8.0 * n * n * mats, f"nngp of {n} inputs ({rec.size} recorded layers{', NTK too' if ntk else ''})")
-    k = _first_layer(X, gram, sw2, sb2)
+    k = first_layer(X, gram, sw2, sb2)
     n = k.shape[0]
     t = k.copy() if ntk else np.zeros((1, 1))
     out_k = np.empty((rec.size, n, n))
