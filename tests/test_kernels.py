@@ -1,5 +1,6 @@
 """NNGP and NTK kernels of a batch of inputs (fp.nngp) against closed forms and quadrature."""
 
+import importlib
 import math
 
 import numpy as np
@@ -9,6 +10,8 @@ import reference as R
 import fastprop as fp
 from fastprop.kernels.nngp import layer_kernels
 from fastprop.meanfield.tables import tables
+
+nngp_module = importlib.import_module("fastprop.kernels.nngp")  # (fastprop.kernels.nngp is the function)
 
 
 def _inputs():
@@ -92,12 +95,23 @@ def test_mehler_series_agrees_with_the_exact_pair_integral_where_it_is_used(name
     assert used > 100  # the series serves most moderate correlations
 
 
-def test_targets_and_layers_and_inputs_agree_bitwise(tmp_path):
+class _Bar:
+    def __init__(self):
+        self.n = 0
+
+    def update(self, n):
+        self.n += n
+
+
+def test_targets_and_layers_and_inputs_agree_bitwise(tmp_path, monkeypatch):
     rng = np.random.default_rng(2)
     X = rng.normal(size=(9, 5)) * rng.uniform(0.1, 3.0, size=(9, 1))
     a = fp.nngp(X, 4, "tanh", 1.5, 0.3, target="cpu")
     b = fp.nngp(X, 4, "tanh", 1.5, 0.3, target="parallel")
     assert a.identical(b)
+    monkeypatch.setattr(nngp_module, "PAIRS_PER_BLOCK", 1)  # one row a block
+    bar = _Bar()
+    assert fp.nngp(X, 4, "tanh", 1.5, 0.3, progress=bar).identical(a) and bar.n == 9 * 8 // 2
     c = fp.nngp(gram=X @ X.T / 5, depth=4, activation="tanh", sigma_w=1.5, sigma_b=0.3, layers=[4, 2])
     assert list(c.layers) == [2, 4]
     assert np.array_equal(c.nngp, a.nngp[[2, 4]]) and np.array_equal(c.ntk, a.ntk[[2, 4]])

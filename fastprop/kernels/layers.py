@@ -1,10 +1,16 @@
-"""One layer of the NNGP and NTK recursions for a batch of inputs (compiled per activation).
+"""The NNGP and NTK recursions for a batch of inputs (compiled per activation).
+
+Entry (a, b) of K^ℓ depends only on entry (a, b) of K^{ℓ−1} and on the diagonals K^{ℓ−1}_aa,
+K^{ℓ−1}_bb, which follow each input's own length map. So the diagonal goes first, layer by layer
+(:func:`inputs`, :func:`diagonal_step`: n values a layer), and then every pair runs through all the
+layers on its own (:func:`pairs_through_depth`): no n × n matrix is held but the recorded ones, and
+any block of rows can be computed anywhere (threads, a GPU, Dask tasks) with the same result.
 
 A template (:mod:`fastprop.run.compile`): compiled per activation and target by
 :func:`fastprop.kernels.nngp.layer_kernels`, which binds the names below; not imported directly.
 
 For a pair of inputs with variances q_a, q_b and correlation c (from the previous layer's
-kernel) the layer needs E φ(u_a)φ(u_b) and E φ'(u_a)φ'(u_b), (u_a, u_b) centred Gaussian.
+kernel) a layer needs E φ(u_a)φ(u_b) and E φ'(u_a)φ'(u_b), (u_a, u_b) centred Gaussian.
 Each pair takes the first of:
 
 * **Mehler's series** (:func:`series`), with φ(√q z) = Σ a_n(q) h_n(z) in normalised Hermite
@@ -139,32 +145,66 @@ def inputs(q, tab, vals):
         input_values(q[a], tab, scr, vals[a])
 
 
+@njit(cache=CACHE)
+def diagonal_step(vals, sw2, sb2, ntk, q, t):
+    """One layer of the diagonal, in place: K_aa ← σ_w² E φ² + σ_b² (the length map) and
+    Θ_aa ← K_aa + σ_w² E φ'² Θ_aa, from the per-input values of the previous layer."""
+    for a in range(q.size):
+        kv = sw2 * vals[a, 2] + sb2
+        q[a] = kv
+        if ntk:
+            t[a] = kv + sw2 * vals[a, 3] * t[a]
+
+
+TILE = 32
+"""Pairs of a row that go through the layers together (their per-input values stay in cache)."""
+
+
+@njit(cache=CACHE)
+def pairs_through_depth(k0, qs, vals, sw2, sb2, ntk, rec, a, b0, b1, scr, kv, tv, out_k, out_t, exact):
+    """Entries (a, b) for b0 ≤ b < b1 (all ≠ a) of K^ℓ and Θ^ℓ for ℓ = 1 … depth, written at the
+    recorded layers (``rec`` as slots: rec[ℓ] ≥ 0 is where layer ℓ goes); exact[ℓ] counts the pairs
+    that took the exact integral at layer ℓ. An entry needs only its own previous value and the two
+    diagonals (``qs[ℓ]``, ``vals[ℓ]``: the diagonal of K^ℓ and its per-input values), so pairs are
+    independent; ``kv``, ``tv`` hold the tile's current values."""
+    for b in range(b0, b1):
+        kv[b - b0] = k0[a, b]
+        tv[b - b0] = k0[a, b]
+    for ell in range(1, qs.shape[0]):
+        qa = qs[ell - 1, a]
+        va = vals[ell - 1, a]
+        j = rec[ell]
+        for b in range(b0, b1):
+            qb = qs[ell - 1, b]
+            den = math.sqrt(qa) * math.sqrt(qb)
+            c = kv[b - b0] / den if den > 0.0 else 0.0
+            c = min(1.0, max(-1.0, c))
+            e0, e1, used = pair_values(qa, qb, c, va, vals[ell - 1, b], ntk, scr)
+            if not used:
+                exact[ell] += 1
+            k = sw2 * e0 + sb2
+            kv[b - b0] = k
+            if ntk:
+                tv[b - b0] = k + sw2 * e1 * tv[b - b0]
+            if j >= 0:
+                out_k[j, a, b] = k
+                out_k[j, b, a] = k
+                if ntk:
+                    out_t[j, a, b] = tv[b - b0]
+                    out_t[j, b, a] = tv[b - b0]
+
+
 @njit(parallel=PARALLEL, cache=CACHE)
-def layer(k_in, t_in, vals, sw2, sb2, ntk, rows, k_out, t_out, exact_count):
-    """The next layer's kernels for the rows ``rows`` (lower triangle, b ≤ a; the upper one is
-    filled by symmetry): K' = σ_w² E φφ + σ_b², Θ' = K' + σ_w² E φ'φ' Θ (when ``ntk``).
-    ``exact_count[i]``: how many pairs of row rows[i] took the exact integral."""
+def pairs(k0, qs, vals, sw2, sb2, ntk, rec, rows, out_k, out_t, exact_count):
+    """The off-diagonal entries (a, b < a) of rows ``rows`` through every layer
+    (:func:`pairs_through_depth`, ``TILE`` entries at a time); ``exact_count[i, ℓ]``: how many
+    pairs of row rows[i] took the exact integral at layer ℓ."""
     for i in prange(rows.size):
         a = rows[i]
         scr = np.empty(SCRATCH_SIZE)
-        qa = k_in[a, a]
-        exact = 0
-        for b in range(a + 1):
-            qb = k_in[b, b]
-            if b == a:
-                e0, e1 = vals[a, 2], vals[a, 3]
-            else:
-                den = math.sqrt(qa) * math.sqrt(qb)
-                c = k_in[a, b] / den if den > 0.0 else 0.0
-                c = min(1.0, max(-1.0, c))
-                e0, e1, used = pair_values(qa, qb, c, vals[a], vals[b], ntk, scr)
-                if not used:
-                    exact += 1
-            kv = sw2 * e0 + sb2
-            k_out[a, b] = kv
-            k_out[b, a] = kv
-            if ntk:
-                tv = kv + sw2 * e1 * t_in[a, b]
-                t_out[a, b] = tv
-                t_out[b, a] = tv
-        exact_count[i] = exact
+        kv = np.empty(TILE)
+        tv = np.empty(TILE)
+        exact_count[i, :] = 0
+        for b0 in range(0, a, TILE):
+            pairs_through_depth(k0, qs, vals, sw2, sb2, ntk, rec, a, b0, min(a, b0 + TILE), scr, kv, tv, out_k,
+                                out_t, exact_count[i])  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from .. import _validate
 from .._version import __version__
@@ -26,12 +27,15 @@ from ..meanfield.compiled import scalar_kernels
 from ..meanfield.tables import tables as _tables
 from ..run import files as _io
 from ..run.compile import specialise
+from ..run.progress import make as _progress
 from ..run.resources import require
 from ..run.targets import resolve_target
 
 __all__ = ["nngp", "KernelResult"]
 
 _CACHE: dict = {}
+PAIRS_PER_BLOCK = 1 << 23
+"""Pair-layers (pairs × depth) per block of rows: a few seconds of work on two cores."""
 
 
 def layer_kernels(act, target):
@@ -133,7 +137,8 @@ def first_layer(X, gram, sw2, sb2):
             raise ValueError(f"X must be a 2-D array (n inputs × d0 features), got shape {X.shape}")
         if not np.all(np.isfinite(X)):
             raise ValueError("X has non-finite entries")
-        gram = X @ X.T / X.shape[1]
+        k0 = X @ X.T
+        k0 /= X.shape[1]
     else:
         gram = np.asarray(gram, dtype=float)
         if gram.ndim != 2 or gram.shape[0] != gram.shape[1] or gram.shape[0] < 1:
@@ -144,12 +149,25 @@ def first_layer(X, gram, sw2, sb2):
             raise ValueError("gram must be symmetric")
         if np.any(np.diag(gram) < 0.0):
             raise ValueError("gram must have a non-negative diagonal (it is X Xᵀ/d0)")
-    k0 = sw2 * gram + sb2
-    return np.ascontiguousarray(0.5 * (k0 + k0.T))  # exactly symmetric
+        k0 = np.array(gram, order="C")
+    k0 *= sw2  # in place: at n = 10⁴ each n × n temporary is 800 MB
+    k0 += sb2
+    _symmetrise(k0)
+    return k0
+
+
+@njit(cache=True)
+def _symmetrise(k):
+    """k ← (k + kᵀ)/2 in place (exactly symmetric)."""
+    for a in range(k.shape[0]):
+        for b in range(a):
+            v = 0.5 * (k[a, b] + k[b, a])
+            k[a, b] = v
+            k[b, a] = v
 
 
 def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=True, layers=None, gram=None,
-         target="auto"):  # fmt: skip
+         target="auto", progress=False):  # fmt: skip
     r"""The NNGP kernel K^ℓ (and the NTK Θ^ℓ) of the rows of ``X`` through ``depth`` layers.
 
     Parameters
@@ -165,6 +183,8 @@ def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=T
         Layers to record (default all, 0 … depth).
     target : {"auto", "cpu", "parallel"}
         "auto": "parallel" (threads over rows). The CUDA target does not run this engine yet.
+    progress : bool or tqdm bar
+        A bar over the pairs (:mod:`fastprop.run.progress`).
 
     Returns
     -------
@@ -186,41 +206,53 @@ def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=T
     sw2, sb2 = sw * sw, sb * sb
     src = X if X is not None else gram
     n = len(src) if src is not None and np.ndim(src) >= 1 else 0
-    mats = (rec.size + 4) * (2 if ntk else 1)  # the recorded layers, and the current and next ones
-    require(8.0 * n * n * mats, f"nngp of {n} inputs ({rec.size} recorded layers{', NTK too' if ntk else ''})")
-    k = first_layer(X, gram, sw2, sb2)
-    n = k.shape[0]
-    t = k.copy() if ntk else np.zeros((1, 1))
-    out_k = np.empty((rec.size, n, n))
-    out_t = np.empty((rec.size, n, n)) if ntk else None
-    exact_pairs = np.zeros(rec.size, dtype=np.int64)
+    nk = 2 if ntk else 1
+    require(8.0 * n * n * (rec.size * nk + 2),
+            f"nngp of {n} inputs ({rec.size} recorded layers{', NTK too' if ntk else ''})")  # fmt: skip
+    k0 = first_layer(X, gram, sw2, sb2)
+    n = k0.shape[0]
     mod = layer_kernels(act, tgt)
     tab = _tables(act).arrays_without_q_start
-    # rows in an order that balances the triangle's work across threads: long and short rows alternate
-    idx = np.arange(n, dtype=np.int64)
-    rows = np.empty(n, dtype=np.int64)
-    rows[0::2], rows[1::2] = idx[::-1][: (n + 1) // 2], idx[: n // 2]
-    vals = np.empty((n, mod.NF))
-    counts = np.zeros(n, dtype=np.int64)
-    j = 0
-    if rec[0] == 0:
-        out_k[0] = k
-        if ntk:
-            out_t[0] = t
-        j = 1
+    # the diagonals through depth: qs[ℓ] = diag K^ℓ, vals[ℓ] its per-input values
+    qs = np.empty((depth + 1, n))
+    ts = np.empty((depth + 1, n))
+    qs[0] = ts[0] = np.diag(k0)
+    vals = np.empty((depth + 1, n, mod.NF))
     for ell in range(1, depth + 1):
-        mod.inputs(np.ascontiguousarray(np.diag(k)), tab, vals)
-        k_next = np.empty_like(k)
-        t_next = np.empty_like(t) if ntk else t
-        mod.layer(k, t, vals, sw2, sb2, ntk, rows, k_next, t_next, counts)
-        k, t = k_next, t_next
-        if j < rec.size and rec[j] == ell:
-            out_k[j] = k
-            if ntk:
-                out_t[j] = t
-            exact_pairs[j] = counts.sum()
-            j += 1
+        mod.inputs(qs[ell - 1], tab, vals[ell - 1])
+        qs[ell], ts[ell] = qs[ell - 1], ts[ell - 1]
+        mod.diagonal_step(vals[ell - 1], sw2, sb2, ntk, qs[ell], ts[ell])
+    slot = np.full(depth + 1, -1, dtype=np.int64)
+    slot[rec] = np.arange(rec.size)
+    out_k = np.empty((rec.size, n, n))
+    out_t = np.empty((rec.size, n, n)) if ntk else np.empty((1, 1, 1))
+    for j, ell in enumerate(rec):
+        np.fill_diagonal(out_k[j], qs[ell])
+        if ntk:
+            np.fill_diagonal(out_t[j], ts[ell])
+    if rec[0] == 0:
+        out_k[0] = k0
+        if ntk:
+            out_t[0] = k0
+    exact = np.zeros(depth + 1, dtype=np.int64)
+    if depth > 0 and n > 1:
+        # rows in an order that balances the triangle's work: long and short rows alternate; in
+        # blocks of about PAIRS_PER_BLOCK pairs (progress, and a KeyboardInterrupt, between blocks)
+        idx = np.arange(n, dtype=np.int64)
+        rows = np.empty(n, dtype=np.int64)
+        rows[0::2], rows[1::2] = idx[::-1][: (n + 1) // 2], idx[: n // 2]
+        per_block = max(1, min(n, PAIRS_PER_BLOCK // max(1, n // 2 * depth)))
+        counts = np.zeros((per_block, depth + 1), dtype=np.int64)
+        bar = _progress(progress, n * (n - 1) // 2, "pairs", "pairs")
+        try:
+            for r0 in range(0, n, per_block):
+                block = rows[r0 : r0 + per_block]
+                mod.pairs(k0, qs, vals, sw2, sb2, ntk, slot, block, out_k, out_t, counts)
+                exact += counts[: block.size].sum(axis=0)
+                bar.advance(int(block.sum()))
+        finally:
+            bar.close()
     meta = {"fastprop_version": __version__, "activation_fingerprint": act.fingerprint, "depth": depth,
             "n": n, "target": tgt}  # fmt: skip
-    return KernelResult(layers=rec, nngp=out_k, ntk=out_t, exact_pairs=exact_pairs, activation=act.name,
+    return KernelResult(layers=rec, nngp=out_k, ntk=out_t if ntk else None, exact_pairs=exact[rec], activation=act.name,
                         sigma_w=sw, sigma_b=sb, meta=meta)  # fmt: skip
