@@ -1,4 +1,4 @@
-"""The ``fastprop`` command line: ``grid``, ``edge``, ``tail``, ``spectrum``, ``info`` and ``cache``.
+"""The ``fastprop`` command line: ``grid``, ``edge``, ``tail``, ``spectrum``, ``kernel``, ``info`` and ``cache``.
 
 Every subcommand has defaults that reproduce a classic figure, writes a result
 file that loads back in Python (``.npz``, or netCDF for ``.nc`` names) and a PNG,
@@ -212,6 +212,27 @@ def _parser():
     _common(
         s, "fastprop_spectrum.npz", seed_help="seed of the simulated networks (default 0)", out_help="result file, .npz"
     )
+    k = sub.add_parser(
+        "kernel",
+        help="NNGP/NTK kernels through depth: iterated correlation maps and finite-width networks against the NNGP",
+        description="For each activation, the correlation c^l = K^l_ab / sqrt(K^l_aa K^l_bb) of two unit-norm inputs "
+        "against their input correlation c^0 (the iterated correlation map, fp.nngp) at depths 1, 2, 4, … up to "
+        "--depth; then, for the first activation, the kernels K^L and Theta^L of inputs on a circle from fp.nngp "
+        "against the mean and spread of random networks of each --widths (fp.simulate_kernels), and the error of "
+        "the finite-width mean against the width (the 1/width correction). sigma_w on the edge of chaos (chi_1 = 1) "
+        "unless --sigma-w is given. Writes the curves (.npz) and the figure.",
+    )
+    k.add_argument("--activation", nargs="+", default=["tanh", "relu", "erf", "gelu"],
+                   help="(default: tanh relu erf gelu; finite widths for the first)")  # fmt: skip
+    k.add_argument("--depth", type=int, default=10, help="network depth L (default: 10)")
+    k.add_argument("--sigma-b", type=float, default=0.1, help="bias standard deviation (default: 0.1)")
+    k.add_argument("--sigma-w", type=float, default=None, help="weight standard deviation (default: the edge of chaos)")
+    k.add_argument("--widths", nargs="+", type=int, default=[4, 8, 16, 32, 64], help="(default: 4 8 16 32 64)")
+    k.add_argument("--networks", type=int, default=2000, help="random networks per width (default: 2000)")
+    k.add_argument("--inputs", type=int, default=17, help="inputs on the half circle (default: 17)")
+    _common(
+        k, "fastprop_kernel.npz", seed_help="seed of the random networks (default 0)", out_help="result file, .npz"
+    )
     sub.add_parser("info", help="version, usable targets, threads, GPU, kernel cache and library versions")
     c = sub.add_parser(
         "cache",
@@ -243,6 +264,7 @@ _RESULT_EXTENSIONS = {
     "tail": (".npz", ".nc", ".nc4"),
     "edge": (".csv",),
     "spectrum": (".npz",),
+    "kernel": (".npz",),
 }
 
 
@@ -429,6 +451,70 @@ def _spectrum(args):
     png = _png(args)
     if png:
         plot.singular_value_densities(panels, path=png)
+        print(f"wrote {png}")
+
+
+def _kernel(args):
+    import fastprop as fp
+    from fastprop import plot
+    from fastprop.run.files import save_npz
+
+    if args.depth < 1 or args.networks < 2 or args.inputs < 2 or any(w < 1 for w in args.widths):
+        raise _ArgError("--depth must be ≥ 1, --networks ≥ 2, --inputs ≥ 2 and --widths ≥ 1")
+    if args.sigma_b < 0 or (args.sigma_w is not None and not args.sigma_w > 0):
+        raise _ArgError("--sigma-b must be ≥ 0 and --sigma-w > 0")
+    if args.target == "cuda":
+        raise _ArgError("the kernel engines run on the CPU targets (auto, cpu, parallel)")
+    target = "auto" if args.target == "auto" else args.target
+    seed = 0 if args.seed is None else args.seed
+    depths = sorted({min(2**i, args.depth) for i in range(args.depth.bit_length() + 1)})
+    arrays, maps, sigmas = {}, {}, {}
+    theta0 = np.linspace(0.0, np.pi, 201)
+    circle = np.stack([np.cos(theta0), np.sin(theta0)], axis=1) * math.sqrt(2.0)  # ‖x‖²/d0 = 1
+    print(f"{'activation':>10} {'sigma_w':>9} " + " ".join(f"{'c^' + str(d) + '(0)':>9}" for d in depths))
+    for act in args.activation:
+        sw = args.sigma_w if args.sigma_w is not None else float(fp.edge_of_chaos(act, args.sigma_b, target="cpu"))
+        if not math.isfinite(sw):
+            raise _ArgError(f"{act} has no edge of chaos at sigma_b = {args.sigma_b:g}; give --sigma-w")
+        sigmas[act] = sw
+        r = fp.nngp(circle, args.depth, act, sw, args.sigma_b, ntk=False, layers=[0, *depths], target=target,
+                    progress=not args.quiet)  # fmt: skip
+        corr = r.nngp[:, 0, :] / np.sqrt(r.nngp[:, :1, 0] * np.diagonal(r.nngp, axis1=1, axis2=2))
+        arrays[f"{act}_c0"], arrays[f"{act}_c"] = corr[0], corr[1:]
+        maps[act] = (corr[0], corr[1:])
+        at_zero = [np.interp(0.0, corr[0][::-1], c[::-1]) for c in corr[1:]]
+        print(f"{act:>10} {sw:9.5f} " + " ".join(f"{v:9.5f}" for v in at_zero))
+    act = args.activation[0]
+    theta = np.linspace(0.0, np.pi, args.inputs)
+    X = np.stack([np.cos(theta), np.sin(theta)], axis=1) * math.sqrt(2.0)
+    exact = fp.nngp(X, args.depth, act, sigmas[act], args.sigma_b, layers=[args.depth], target=target)
+    arrays["theta"], arrays["nngp"], arrays["ntk"] = theta, exact.nngp[0], exact.ntk[0]
+    finite = []
+    print(f"\n{act}, depth {args.depth}: random networks against the infinite-width kernels at x = x' (relative "
+          "to K and Theta there; SE: standard error of the mean)")  # fmt: skip
+    print(f"{'width':>7} {'networks':>9} {'E K^ - K':>10} {'2 SE':>8} {'spread K^':>10} {'E T^ - T':>10} {'2 SE':>8}")
+    k00, t00 = exact.nngp[0][0, 0], exact.ntk[0][0, 0]
+    for w in args.widths:
+        e = fp.simulate_kernels(X, w, args.depth, args.networks, act, sigmas[act], args.sigma_b, layers=[args.depth],
+                                seed=seed, target=target, progress=not args.quiet)  # fmt: skip
+        for name, m, sd in (("nngp", e.nngp_mean[0], e.nngp_std[0]), ("ntk", e.ntk_mean[0], e.ntk_std[0])):
+            arrays[f"w{w}_{name}_mean"], arrays[f"w{w}_{name}_std"] = m, sd
+        bias_k, se_k = (e.nngp_mean[0][0, 0] - k00) / k00, e.stderr()[0][0, 0] / k00
+        bias_t, se_t = (e.ntk_mean[0][0, 0] - t00) / t00, e.stderr("ntk")[0][0, 0] / t00
+        spread = e.nngp_std[0][0, 0] / k00
+        finite.append((w, e.nngp_mean[0], e.stderr()[0], e.ntk_mean[0], e.stderr("ntk")[0], bias_k, se_k, spread))
+        print(f"{w:>7} {args.networks:>9} {bias_k:10.3g} {2 * se_k:8.2g} {spread:10.3g} {bias_t:10.3g} {2 * se_t:8.2g}")
+    info = {"format": "fastprop.kernel_curves/1", "version": fp.__version__, "depth": args.depth, "depths": depths,
+            "sigma_b": args.sigma_b, "sigma_w": sigmas, "finite_activation": act, "widths": args.widths,
+            "networks": args.networks, "seed": seed}  # fmt: skip
+    if args.out:
+        save_npz(args.out, info, arrays)
+        print(f"wrote {args.out} (numpy.load: <activation>_c0, <activation>_c [depth, c0]; theta, nngp, ntk, "
+              "w<width>_<nngp|ntk>_<mean|std>)")  # fmt: skip
+    png = _png(args)
+    if png:
+        plot.kernel_figure(maps, depths, sigmas, args.sigma_b, act, theta, exact.nngp[0], exact.ntk[0], finite,
+                           args.depth, path=png)  # fmt: skip
         print(f"wrote {png}")
 
 
@@ -656,9 +742,9 @@ def main(argv=None):
         from fastprop.run.distributed import connect
 
         with connect(getattr(args, "scheduler", None)) as args.client:
-            rc = {"grid": _grid, "edge": _edge, "tail": _tail, "spectrum": _spectrum, "info": _info, "cache": _cache}[
-                args.command
-            ](args)
+            commands = {"grid": _grid, "edge": _edge, "tail": _tail, "spectrum": _spectrum, "kernel": _kernel,
+                        "info": _info, "cache": _cache}  # fmt: skip
+            rc = commands[args.command](args)
     except (_ArgError, ValueError, TypeError, ImportError, ConnectionError) as exc:
         return _fail(args, exc, 2)
     except KeyboardInterrupt:

@@ -1,5 +1,5 @@
-"""Figures: the mean-field phase diagram, edge-of-chaos curves, ‖x_ℓ‖ histograms and
-Jacobian singular-value densities.
+"""Figures: the mean-field phase diagram, edge-of-chaos curves, ‖x_ℓ‖ histograms,
+Jacobian singular-value densities and NNGP/NTK kernels against finite width.
 
 Each function returns a matplotlib ``Figure`` and, given ``path``, also writes it
 (PNG, atomically). They draw results only; nothing here computes mean-field
@@ -15,7 +15,7 @@ import numpy as np
 
 from .run.files import atomic_write
 
-__all__ = ["phase_diagram", "edge_curves", "tail_histograms", "singular_value_densities"]
+__all__ = ["phase_diagram", "edge_curves", "tail_histograms", "singular_value_densities", "kernel_figure"]
 
 
 def _figure(nrows, ncols, size, margins=None):
@@ -236,3 +236,81 @@ def singular_value_densities(panels, path=None):
     if path is not None:
         save_png(fig, path)
     return fig
+
+
+def kernel_figure(maps, depths, sigma_w, sigma_b, activation, theta, nngp, ntk, finite, depth, path=None):
+    """Top row: the iterated correlation map c^ℓ(c⁰) of each activation (``maps``: activation →
+    (c⁰, c^ℓ for ℓ in ``depths``)). Bottom row, for ``activation`` at layer ``depth``: K(x_0, x_θ)
+    and Θ(x_0, x_θ) for inputs on a circle, the infinite-width kernels (``nngp``, ``ntk``) against
+    finite-width means ± 2 standard errors, and the bias and spread of K̂(x₀, x₀) against the width.
+    ``finite``: (width, nngp mean, its standard error, ntk mean, its standard error, and at (x₀, x₀)
+    the relative bias, its standard error and the relative spread) per width."""
+    acts = list(maps)
+    ncols = max(3, len(acts))
+    fig, ax = _figure(2, ncols, (3.2 * ncols + 0.4, 6.4))
+    for i, act in enumerate(acts):
+        a = ax[0, i]
+        c0, cs = maps[act]
+        a.plot([-1, 1], [-1, 1], color="0.6", lw=0.8, ls="--")
+        colours = _depth_colours(len(depths))
+        for ell, c, col in zip(depths, cs, colours, strict=True):
+            a.plot(c0, c, color=col, lw=1.3, label=f"ℓ = {ell}")
+        a.set_title(f"{act}, σ_w = {sigma_w[act]:.4g}, σ_b = {sigma_b:g}", fontsize=9)
+        a.set_xlabel("input correlation c⁰")
+        a.set_xlim(-1, 1)
+        a.grid(alpha=0.3)
+        if i == 0:
+            a.set_ylabel("c^ℓ (NNGP)")
+            a.legend(fontsize=7, loc="upper left")
+    for i in range(len(acts), ncols):
+        ax[0, i].set_visible(False)
+    colours = _depth_colours(len(finite))
+    deg = np.degrees(theta)
+    for k, (name, exact) in enumerate((("K", nngp), ("Θ", ntk))):
+        a = ax[1, k]
+        a.plot(deg, exact[0], color="k", lw=1.6, label="infinite width", zorder=3)
+        for (w, km, kse, tm, tse, *_), col in zip(finite, colours, strict=True):
+            m, se = (km, kse) if k == 0 else (tm, tse)
+            a.errorbar(deg, m[0], yerr=2 * se[0], color=col, fmt="o", ms=2.5, lw=0.8, capsize=1.5, label=f"width {w}")
+        a.set_xlabel("angle between the inputs (degrees)")
+        kind = "NNGP" if k == 0 else "NTK"
+        a.set_title(f"{activation}, layer {depth}: {kind} {name}(x₀, x_θ), mean ± 2 SE", fontsize=9)
+        a.grid(alpha=0.3)
+        if k == 0:
+            a.legend(fontsize=7)
+    a = ax[1, 2]
+    widths = np.array([f[0] for f in finite], dtype=float)
+    bias, se, spread = (np.array([f[i] for f in finite]) for i in (5, 6, 7))
+    a.errorbar(widths, np.abs(bias), yerr=2 * se, fmt="o-", color="C3", capsize=2, label="|E K̂ − K| ± 2 SE")
+    a.plot(widths, spread, "s-", color="C0", label="spread of K̂ (std)")
+    if widths.size:
+        w0 = widths[0]
+        a.plot(widths, spread[0] * np.sqrt(w0 / widths), color="C0", ls=":", lw=1, label="∝ 1/√width")
+        a.plot(widths, abs(bias[0]) * w0 / widths, color="C3", ls=":", lw=1, label="∝ 1/width")
+    a.set_xscale("log")
+    a.set_yscale("log")
+    a.set_xticks(widths, [f"{w:g}" for w in widths])
+    a.xaxis.set_minor_locator(_null_locator())
+    a.set_xlabel("width")
+    a.set_ylabel("relative to K(x₀, x₀)")
+    a.set_title(f"{activation}, layer {depth}: finite-width K̂(x₀, x₀)", fontsize=9)
+    a.grid(alpha=0.3, which="both")
+    a.legend(fontsize=7)
+    for i in range(3, ncols):
+        ax[1, i].set_visible(False)
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def _null_locator():
+    from matplotlib.ticker import NullLocator
+
+    return NullLocator()
+
+
+def _depth_colours(n):
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(0.9 * i / max(1, n - 1)) for i in range(n)]

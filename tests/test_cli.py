@@ -384,3 +384,27 @@ def test_spectrum_writes_curves_that_match_the_api_and_a_figure(tmp_path):
     assert_png(tmp_path / "s.png")
     bad = run("spectrum", "--depth", "0", "--png", "none", "--out", str(tmp_path / "b.npz"), cwd=tmp_path)
     assert bad.returncode == 2 and "depth" in bad.stderr
+
+
+def test_kernel_writes_maps_and_finite_width_kernels_that_match_the_api(tmp_path):
+    out = tmp_path / "k.npz"
+    args = ("--activation", "erf", "relu", "--depth", "3", "--widths", "4", "16", "--networks", "300", "--inputs", "5")
+    r = run("kernel", *args, "--out", str(out), "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = np.load(out)
+    sw = fp.edge_of_chaos("erf", 0.1, target="cpu")
+    # the correlation map: c³ of two unit inputs at the 201 angles against fp.nngp
+    theta = np.linspace(0, np.pi, 201)[[0, 70, 200]]
+    x = np.stack([np.cos(theta), np.sin(theta)], axis=1) * np.sqrt(2)
+    k = fp.nngp(x, 3, "erf", sw, 0.1).nngp
+    c = k[:, 0, :] / np.sqrt(k[:, 0, :1] * np.diagonal(k, axis1=1, axis2=2))
+    np.testing.assert_allclose(data["erf_c0"][[0, 70, 200]], c[0], rtol=0, atol=1e-14)
+    np.testing.assert_allclose(data["erf_c"][-1][[0, 70, 200]], c[3], rtol=0, atol=1e-14)
+    assert data["relu_c"].shape == (3, 201)  # depths 1, 2, 3
+    e = fp.simulate_kernels(np.stack([np.cos(np.linspace(0, np.pi, 5)), np.sin(np.linspace(0, np.pi, 5))], 1)
+                            * np.sqrt(2), 16, 3, 300, "erf", sw, 0.1, layers=[3])  # fmt: skip
+    assert np.array_equal(data["w16_ntk_mean"], e.ntk_mean[0]) and np.array_equal(data["w4_nngp_std"].shape, (5, 5))
+    assert "erf" in r.stdout and "E K^ - K" in r.stdout
+    assert_png(tmp_path / "k.png")
+    bad = run("kernel", "--depth", "0", "--png", "none", "--out", str(tmp_path / "b.npz"), cwd=tmp_path)
+    assert bad.returncode == 2 and "--depth" in bad.stderr
