@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import pytest
-from numba import config, cuda, uint64
+from numba import config, cuda, uint8, uint64
 
 import fastprop as fp
 from fastprop.chains import rng
@@ -229,6 +229,25 @@ def test_cli_tail_on_cuda(tmp_path):
         assert res.identical(ref)
 
 
+@needs_cuda
+@pytest.mark.parametrize("name", ["tanh", "relu"])
+def test_nngp_on_the_gpu_is_the_cpu_result(name):
+    # inputs of norms 0.05 … 20 with correlations exactly 1 and within 1e-12 of it (pairs whose
+    # series is not certified: the GPU leaves them to the CPU) and moderate ones (the series)
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(12, 3)) * np.exp(rng.uniform(-3, 3, size=(12, 1)))
+    X[1] = 2 * X[0]
+    X[2] = X[0] + 1e-6 * np.linalg.norm(X[0]) * np.array([0.0, 1.0, 0.0])
+    cpu = fp.nngp(X, 4, name, 1.5, 0.3, layers=[0, 1, 4], target="cpu")
+    gpu = fp.nngp(X, 4, name, 1.5, 0.3, layers=[0, 1, 4], target="cuda")
+    assert gpu.meta["target"] == "cuda" and cpu.exact_pairs[1:].min() > 0
+    if SIMULATED:
+        assert gpu.identical(cpu) and np.array_equal(gpu.exact_pairs, cpu.exact_pairs)
+    else:  # libdevice's tanh, exp … may differ from the CPU's in the last ulp
+        np.testing.assert_allclose(gpu.nngp, cpu.nngp, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(gpu.ntk, cpu.ntk, rtol=1e-13, atol=1e-15)
+
+
 def _compiler_status():
     """Whether numba-cuda can compile kernels here (its NVVM from the CUDA toolkit
     wheels of the cuda12/cuda13 extras); a GPU is not needed for that."""
@@ -264,6 +283,8 @@ def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     from numba import boolean, float64, int8, int64
 
     from fastprop.chains import cuda as chains_cuda
+    from fastprop.kernels import cuda as kernels_cuda
+    from fastprop.kernels.nngp import layer_kernels
     from fastprop.meanfield import cuda as meanfield_cuda
 
     if not cuda.is_available():  # numba-cuda asks the device only for its compute capability
@@ -282,6 +303,9 @@ def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     chain_sig = (a2, i64[:], i64, i64, uint64, i64, float64, float64, a1, i64, *flags, float64, float64)
     for dtype in ("float64", "float32"):
         kernels.append((chains_cuda._chain_kernel(act, 10, True, False, dtype), chain_sig))
+    a3 = float64[:, :, :]
+    kernels.append((kernels_cuda._kernel(layer_kernels(act, "cpu")),
+                    (i64, i64, a2, a2, a3, float64, float64, boolean, i64[:], a3, a3, uint8[:])))  # fmt: skip
     if name == "linear":
         update, normalize = chains_cuda._stats_kernels()
         i2 = i64[:, :]

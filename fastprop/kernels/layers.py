@@ -127,14 +127,28 @@ def pair_integrals(qa, qb, c, va, vb, scr):
 
 
 @njit(cache=CACHE)
-def pair_values(qa, qb, c, va, vb, ntk, scr):
-    """(E φφ, E φ'φ', both by the series) for one pair: each by the series where certified,
-    else by the exact integral (so E φφ does not depend on whether the NTK is asked for)."""
+def layer_values(kv, tv, qa, qb, va, vb, sw2, sb2, ntk, scr, exact_ok):
+    """(ok, by_series, K', Θ') of a pair at the next layer from its current K = kv, Θ = tv and the
+    two inputs' variances and values: K' = σ_w² E φφ + σ_b², Θ' = K' + σ_w² E φ'φ' Θ (Θ' = tv when
+    not ``ntk``). Each expectation by Mehler's series where certified, else by the exact integral
+    (so K' does not depend on whether the NTK is asked for); without ``exact_ok`` a pair the
+    series does not certify returns ok = False (a GPU thread, which has no room for the exact rule)."""
+    den = math.sqrt(qa) * math.sqrt(qb)
+    c = kv / den if den > 0.0 else 0.0
+    c = min(1.0, max(-1.0, c))
     ok0, e0, ok1, e1 = series(qa, qb, c, va, vb, ntk)
-    if ok0 and (ok1 or not ntk):
-        return e0, e1, True
-    x0, x1 = pair_integrals(qa, qb, c, va, vb, scr)
-    return (e0 if ok0 else x0), (e1 if ok1 else x1), False
+    by_series = ok0 and (ok1 or not ntk)
+    if not by_series:
+        if not exact_ok:
+            return False, False, 0.0, 0.0
+        x0, x1 = pair_integrals(qa, qb, c, va, vb, scr)
+        if not ok0:
+            e0 = x0
+        if not ok1:
+            e1 = x1
+    k = sw2 * e0 + sb2
+    t = k + sw2 * e1 * tv if ntk else tv
+    return True, by_series, k, t
 
 
 @njit(parallel=PARALLEL, cache=CACHE)
@@ -175,23 +189,58 @@ def pairs_through_depth(k0, qs, vals, sw2, sb2, ntk, rec, a, b0, b1, scr, kv, tv
         va = vals[ell - 1, a]
         j = rec[ell]
         for b in range(b0, b1):
-            qb = qs[ell - 1, b]
-            den = math.sqrt(qa) * math.sqrt(qb)
-            c = kv[b - b0] / den if den > 0.0 else 0.0
-            c = min(1.0, max(-1.0, c))
-            e0, e1, used = pair_values(qa, qb, c, va, vals[ell - 1, b], ntk, scr)
-            if not used:
+            _, by_series, k, t = layer_values(kv[b - b0], tv[b - b0], qa, qs[ell - 1, b], va, vals[ell - 1, b], sw2,
+                                              sb2, ntk, scr, True)  # fmt: skip
+            if not by_series:
                 exact[ell] += 1
-            k = sw2 * e0 + sb2
             kv[b - b0] = k
-            if ntk:
-                tv[b - b0] = k + sw2 * e1 * tv[b - b0]
+            tv[b - b0] = t
             if j >= 0:
                 out_k[j, a, b] = k
                 out_k[j, b, a] = k
                 if ntk:
-                    out_t[j, a, b] = tv[b - b0]
-                    out_t[j, b, a] = tv[b - b0]
+                    out_t[j, a, b] = t
+                    out_t[j, b, a] = t
+
+
+@njit(cache=CACHE)
+def pair_through_depth(k0, qs, vals, sw2, sb2, ntk, rec, a, b, scr, exact_ok, out_k, out_t, exact):
+    """Entry (a, b) alone through every layer, like :func:`pairs_through_depth`; without
+    ``exact_ok`` it stops at the first layer the series does not certify and returns False."""
+    kv = k0
+    tv = k0
+    for ell in range(1, qs.shape[0]):
+        ok, by_series, kv, tv = layer_values(kv, tv, qs[ell - 1, a], qs[ell - 1, b], vals[ell - 1, a],
+                                             vals[ell - 1, b], sw2, sb2, ntk, scr, exact_ok)  # fmt: skip
+        if not ok:
+            return False
+        if not by_series:
+            exact[ell] += 1
+        j = rec[ell]
+        if j >= 0:
+            out_k[j, a, b] = kv
+            out_k[j, b, a] = kv
+            if ntk:
+                out_t[j, a, b] = tv
+                out_t[j, b, a] = tv
+    return True
+
+
+@njit(parallel=PARALLEL, cache=CACHE)
+def pair_list(k0, qs, vals, sw2, sb2, ntk, rec, a_idx, b_idx, out_k, out_t, exact_count):
+    """The entries (a_idx[i], b_idx[i]) through every layer (:func:`pair_through_depth`, the
+    exact rule where the series is not certified): the pairs a GPU left to the CPU.
+    ``exact_count[ℓ]``: how many took the exact integral at layer ℓ."""
+    nt = min(a_idx.size, 64)
+    counts = np.zeros((nt, exact_count.size), dtype=np.int64)
+    for t in prange(nt):
+        scr = np.empty(SCRATCH_SIZE)
+        for i in range(t, a_idx.size, nt):
+            pair_through_depth(k0[a_idx[i], b_idx[i]], qs, vals, sw2, sb2, ntk, rec, a_idx[i], b_idx[i], scr, True,
+                               out_k, out_t, counts[t])  # fmt: skip
+    for t in range(nt):
+        for ell in range(exact_count.size):
+            exact_count[ell] += counts[t, ell]
 
 
 @njit(parallel=PARALLEL, cache=CACHE)

@@ -166,6 +166,23 @@ def _symmetrise(k):
             k[b, a] = v
 
 
+def _cpu_pairs(mod, k0, qs, vals, sw2, sb2, ntk, slot, out_k, out_t, exact, bar):
+    """The off-diagonal entries on the CPU threads, in blocks of rows of about ``PAIRS_PER_BLOCK``
+    pair-layers (progress, and a KeyboardInterrupt, between blocks); rows in an order that
+    balances the triangle's work: long and short rows alternate."""
+    n, depth = k0.shape[0], qs.shape[0] - 1
+    idx = np.arange(n, dtype=np.int64)
+    rows = np.empty(n, dtype=np.int64)
+    rows[0::2], rows[1::2] = idx[::-1][: (n + 1) // 2], idx[: n // 2]
+    per_block = max(1, min(n, PAIRS_PER_BLOCK // max(1, n // 2 * depth)))
+    counts = np.zeros((per_block, depth + 1), dtype=np.int64)
+    for r0 in range(0, n, per_block):
+        block = rows[r0 : r0 + per_block]
+        mod.pairs(k0, qs, vals, sw2, sb2, ntk, slot, block, out_k, out_t, counts)
+        exact += counts[: block.size].sum(axis=0)
+        bar.advance(int(block.sum()))
+
+
 def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=True, layers=None, gram=None,
          target="auto", progress=False):  # fmt: skip
     r"""The NNGP kernel K^ℓ (and the NTK Θ^ℓ) of the rows of ``X`` through ``depth`` layers.
@@ -181,8 +198,10 @@ def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=T
         Also the neural tangent kernel Θ^ℓ.
     layers : ints in 0 … depth, optional
         Layers to record (default all, 0 … depth).
-    target : {"auto", "cpu", "parallel"}
-        "auto": "parallel" (threads over rows). The CUDA target does not run this engine yet.
+    target : {"auto", "cpu", "parallel", "cuda"}
+        "auto": "cuda" where a GPU is usable, else "parallel" (threads over rows). On "cuda" a
+        thread takes a pair through every layer by Mehler's series; the pairs that need the exact
+        integral somewhere are computed on the CPU (:mod:`fastprop.kernels.cuda`).
     progress : bool or tqdm bar
         A bar over the pairs (:mod:`fastprop.run.progress`).
 
@@ -199,9 +218,7 @@ def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=T
     sw = _validate.real_scalar(sigma_w, "sigma_w", low=0.0)
     sb = _validate.real_scalar(sigma_b, "sigma_b", low=0.0)
     ntk = _validate.boolean(ntk, "ntk")
-    if target not in ("auto", "cpu", "parallel"):
-        raise ValueError(f"target must be 'auto', 'cpu' or 'parallel' for nngp, got {target!r}")
-    tgt = "parallel" if target == "auto" else resolve_target(target)
+    tgt = resolve_target(target)
     rec = record_layers(layers, depth)
     sw2, sb2 = sw * sw, sb * sb
     src = X if X is not None else gram
@@ -211,7 +228,7 @@ def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=T
             f"nngp of {n} inputs ({rec.size} recorded layers{', NTK too' if ntk else ''})")  # fmt: skip
     k0 = first_layer(X, gram, sw2, sb2)
     n = k0.shape[0]
-    mod = layer_kernels(act, tgt)
+    mod = layer_kernels(act, "parallel" if tgt == "cuda" else tgt)
     tab = _tables(act).arrays_without_q_start
     # the diagonals through depth: qs[ℓ] = diag K^ℓ, vals[ℓ] its per-input values
     qs = np.empty((depth + 1, n))
@@ -236,20 +253,15 @@ def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=T
             out_t[0] = k0
     exact = np.zeros(depth + 1, dtype=np.int64)
     if depth > 0 and n > 1:
-        # rows in an order that balances the triangle's work: long and short rows alternate; in
-        # blocks of about PAIRS_PER_BLOCK pairs (progress, and a KeyboardInterrupt, between blocks)
-        idx = np.arange(n, dtype=np.int64)
-        rows = np.empty(n, dtype=np.int64)
-        rows[0::2], rows[1::2] = idx[::-1][: (n + 1) // 2], idx[: n // 2]
-        per_block = max(1, min(n, PAIRS_PER_BLOCK // max(1, n // 2 * depth)))
-        counts = np.zeros((per_block, depth + 1), dtype=np.int64)
         bar = _progress(progress, n * (n - 1) // 2, "pairs", "pairs")
         try:
-            for r0 in range(0, n, per_block):
-                block = rows[r0 : r0 + per_block]
-                mod.pairs(k0, qs, vals, sw2, sb2, ntk, slot, block, out_k, out_t, counts)
-                exact += counts[: block.size].sum(axis=0)
-                bar.advance(int(block.sum()))
+            if tgt == "cuda":
+                from .cuda import run_pairs
+
+                exact += run_pairs(layer_kernels(act, "cpu"), mod, k0, qs, vals, sw2, sb2, ntk, slot, out_k, out_t,
+                                   bar)  # fmt: skip
+            else:
+                _cpu_pairs(mod, k0, qs, vals, sw2, sb2, ntk, slot, out_k, out_t, exact, bar)
         finally:
             bar.close()
     meta = {"fastprop_version": __version__, "activation_fingerprint": act.fingerprint, "depth": depth,

@@ -27,6 +27,7 @@ from ..run.progress import make as _progress
 from ..run.resources import require
 from ..run.targets import resolve_target
 from .nngp import first_layer, record_layers
+from .triangle import pair_of
 
 __all__ = ["simulate_kernels", "EmpiricalKernels"]
 
@@ -58,12 +59,8 @@ def _accumulate(values, sums):
     for task in prange(nrec * npairs):
         j = task // npairs
         p = task - j * npairs
-        a = int((math.sqrt(8.0 * p + 1.0) - 1.0) / 2.0)
-        while a * (a + 1) // 2 > p:
-            a -= 1
-        while (a + 1) * (a + 2) // 2 <= p:
-            a += 1
-        b = p - a * (a + 1) // 2
+        a, b = pair_of(p)  # (a + 1, b) in the strict triangle is (a, b ≤ a) here
+        a -= 1
         for i in range(count):
             v = values[i, j, a, b]
             exactsum.add(sums[0, j, p], v)
