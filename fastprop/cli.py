@@ -463,9 +463,8 @@ def _kernel(args):
         raise _ArgError("--depth must be ≥ 1, --networks ≥ 2, --inputs ≥ 2 and --widths ≥ 1")
     if args.sigma_b < 0 or (args.sigma_w is not None and not args.sigma_w > 0):
         raise _ArgError("--sigma-b must be ≥ 0 and --sigma-w > 0")
-    if args.target == "cuda":
-        raise _ArgError("the kernel engines run on the CPU targets (auto, cpu, parallel)")
-    target = "auto" if args.target == "auto" else args.target
+    target = args.target
+    sim_target = "parallel" if target == "cuda" else target  # the networks run on the CPU
     seed = 0 if args.seed is None else args.seed
     depths = sorted({min(2**i, args.depth) for i in range(args.depth.bit_length() + 1)})
     arrays, maps, sigmas = {}, {}, {}
@@ -478,7 +477,7 @@ def _kernel(args):
             raise _ArgError(f"{act} has no edge of chaos at sigma_b = {args.sigma_b:g}; give --sigma-w")
         sigmas[act] = sw
         r = fp.nngp(circle, args.depth, act, sw, args.sigma_b, ntk=False, layers=[0, *depths], target=target,
-                    progress=not args.quiet)  # fmt: skip
+                    client=args.client, progress=not args.quiet)  # fmt: skip
         corr = r.nngp[:, 0, :] / np.sqrt(r.nngp[:, :1, 0] * np.diagonal(r.nngp, axis1=1, axis2=2))
         arrays[f"{act}_c0"], arrays[f"{act}_c"] = corr[0], corr[1:]
         maps[act] = (corr[0], corr[1:])
@@ -487,7 +486,8 @@ def _kernel(args):
     act = args.activation[0]
     theta = np.linspace(0.0, np.pi, args.inputs)
     X = np.stack([np.cos(theta), np.sin(theta)], axis=1) * math.sqrt(2.0)
-    exact = fp.nngp(X, args.depth, act, sigmas[act], args.sigma_b, layers=[args.depth], target=target)
+    exact = fp.nngp(X, args.depth, act, sigmas[act], args.sigma_b, layers=[args.depth], target=target,
+                    client=args.client)  # fmt: skip
     arrays["theta"], arrays["nngp"], arrays["ntk"] = theta, exact.nngp[0], exact.ntk[0]
     finite = []
     print(f"\n{act}, depth {args.depth}: random networks against the infinite-width kernels at x = x' (relative "
@@ -496,7 +496,7 @@ def _kernel(args):
     k00, t00 = exact.nngp[0][0, 0], exact.ntk[0][0, 0]
     for w in args.widths:
         e = fp.simulate_kernels(X, w, args.depth, args.networks, act, sigmas[act], args.sigma_b, layers=[args.depth],
-                                seed=seed, target=target, progress=not args.quiet)  # fmt: skip
+                                seed=seed, target=sim_target, client=args.client, progress=not args.quiet)  # fmt: skip
         for name, m, sd in (("nngp", e.nngp_mean[0], e.nngp_std[0]), ("ntk", e.ntk_mean[0], e.ntk_std[0])):
             arrays[f"w{w}_{name}_mean"], arrays[f"w{w}_{name}_std"] = m, sd
         bias_k, se_k = (e.nngp_mean[0][0, 0] - k00) / k00, e.stderr()[0][0, 0] / k00

@@ -100,6 +100,18 @@ class _KillAWorker:
                 os.kill(pid, signal.SIGKILL)  # the nanny starts a fresh worker process
 
 
+def test_nngp_equals_the_local_run(client):
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(40, 3)) * np.exp(rng.uniform(-3, 3, size=(40, 1)))
+    X[1] = 2 * X[0]
+    kw = dict(depth=3, activation="tanh", sigma_w=1.5, sigma_b=0.3, layers=[0, 2, 3])
+    r = fp.nngp(X, client=client, progress=False, **kw)
+    ref = fp.nngp(X, target="cpu", **kw)
+    assert r.identical(ref) and np.array_equal(r.exact_pairs, ref.exact_pairs) and ref.exact_pairs[1:].min() > 0
+    e = fp.simulate_kernels(X[:5], 6, 3, 40, "tanh", 1.5, 0.3, client=client)
+    assert e.identical(fp.simulate_kernels(X[:5], 6, 3, 40, "tanh", 1.5, 0.3))
+
+
 def test_a_worker_lost_mid_run_neither_loses_nor_double_counts(client):
     kwargs = {"width": 10, "depth": 30, "layers": [10, 30], "method": "dense", "seed": 8}
     n = 2**19

@@ -124,6 +124,27 @@ def test_targets_and_layers_and_inputs_agree_bitwise(tmp_path, monkeypatch):
     assert fp.KernelResult.load(tmp_path / "d.npz").identical(d)
 
 
+def test_row_blocks_are_the_rows_of_the_whole_kernel():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(30, 4)) * np.exp(rng.uniform(-2, 2, size=(30, 1)))
+    X[5] = -3 * X[4]  # correlation −1
+    g = X @ X.T / 4
+    g = 0.5 * (g + g.T)
+    kw = dict(depth=3, activation="gelu", sigma_w=1.4, sigma_b=0.2, layers=[0, 1, 3])
+    whole = fp.nngp(gram=g, **kw)
+    blocks = (((0, 7), "cpu"), ((7, 20), "parallel"), ((20, 30), "cpu"))
+    parts = [fp.nngp(gram=g, rows=r, target=t, **kw) for r, t in blocks]
+    assert parts[1].nngp.shape == (3, 13, 30) and parts[1].meta["rows"] == [7, 20]
+    assert np.array_equal(np.concatenate([p.nngp for p in parts], axis=1), whole.nngp)
+    assert np.array_equal(np.concatenate([p.ntk for p in parts], axis=1), whole.ntk)
+    assert sum(p.exact_pairs for p in parts).tolist() == (2 * whole.exact_pairs).tolist()  # each pair twice
+    from_x = fp.nngp(X, rows=(7, 20), **kw)  # K⁰'s rows from X[7:20] Xᵀ: equal up to its rounding
+    _assert_close(from_x.nngp[2][:, 7:20], whole.nngp[2][7:20][:, 7:20], 1e-13)
+    for bad, err in (((3, 3), ValueError), ((0, 31), ValueError), ((-1, 2), ValueError), (5, TypeError)):
+        with pytest.raises(err, match="rows"):
+            fp.nngp(gram=g, rows=bad, **kw)
+
+
 def test_linear_network_is_a_linear_map_of_the_gram_matrix():
     # φ = id: K^ℓ = σ_w² K^{ℓ−1} + σ_b² and Θ^ℓ = K^ℓ + σ_w² Θ^{ℓ−1}, exactly
     rng = np.random.default_rng(3)

@@ -175,38 +175,44 @@ TILE = 32
 
 
 @njit(cache=CACHE)
-def pairs_through_depth(k0, qs, vals, sw2, sb2, ntk, rec, a, b0, b1, scr, kv, tv, out_k, out_t, exact):
-    """Entries (a, b) for b0 ≤ b < b1 (all ≠ a) of K^ℓ and Θ^ℓ for ℓ = 1 … depth, written at the
-    recorded layers (``rec`` as slots: rec[ℓ] ≥ 0 is where layer ℓ goes); exact[ℓ] counts the pairs
-    that took the exact integral at layer ℓ. An entry needs only its own previous value and the two
-    diagonals (``qs[ℓ]``, ``vals[ℓ]``: the diagonal of K^ℓ and its per-input values), so pairs are
-    independent; ``kv``, ``tv`` hold the tile's current values."""
+def pairs_through_depth(k0row, qs, vals, sw2, sb2, ntk, rec, a, b0, b1, scr, kv, tv, orow, out_k, out_t, exact):
+    """Entries (a, b) for b0 ≤ b < b1 (all < a, or all > a) of K^ℓ and Θ^ℓ for ℓ = 1 … depth,
+    from row a of K⁰ (``k0row``), written to out[j, orow, b] at the recorded layers (``rec`` as
+    slots: rec[ℓ] ≥ 0 is where layer ℓ goes); exact[ℓ] counts the pairs that took the exact
+    integral at layer ℓ. An entry needs only its own previous value and the two diagonals
+    (``qs[ℓ]``, ``vals[ℓ]``: the diagonal of K^ℓ and its per-input values), so pairs are
+    independent; ``kv``, ``tv`` hold the tile's current values. A pair is always evaluated with
+    the larger index first, so (a, b) and (b, a) are the same numbers."""
+    upper = b0 > a
     for b in range(b0, b1):
-        kv[b - b0] = k0[a, b]
-        tv[b - b0] = k0[a, b]
+        kv[b - b0] = k0row[b]
+        tv[b - b0] = k0row[b]
     for ell in range(1, qs.shape[0]):
         qa = qs[ell - 1, a]
         va = vals[ell - 1, a]
         j = rec[ell]
         for b in range(b0, b1):
-            _, by_series, k, t = layer_values(kv[b - b0], tv[b - b0], qa, qs[ell - 1, b], va, vals[ell - 1, b], sw2,
-                                              sb2, ntk, scr, True)  # fmt: skip
+            if upper:
+                _, by_series, k, t = layer_values(kv[b - b0], tv[b - b0], qs[ell - 1, b], qa, vals[ell - 1, b], va,
+                                                  sw2, sb2, ntk, scr, True)  # fmt: skip
+            else:
+                _, by_series, k, t = layer_values(kv[b - b0], tv[b - b0], qa, qs[ell - 1, b], va, vals[ell - 1, b],
+                                                  sw2, sb2, ntk, scr, True)  # fmt: skip
             if not by_series:
                 exact[ell] += 1
             kv[b - b0] = k
             tv[b - b0] = t
             if j >= 0:
-                out_k[j, a, b] = k
-                out_k[j, b, a] = k
+                out_k[j, orow, b] = k
                 if ntk:
-                    out_t[j, a, b] = t
-                    out_t[j, b, a] = t
+                    out_t[j, orow, b] = t
 
 
 @njit(cache=CACHE)
 def pair_through_depth(k0, qs, vals, sw2, sb2, ntk, rec, a, b, scr, exact_ok, out_k, out_t, exact):
-    """Entry (a, b) alone through every layer, like :func:`pairs_through_depth`; without
-    ``exact_ok`` it stops at the first layer the series does not certify and returns False."""
+    """Entry (a, b), b < a, alone through every layer, like :func:`pairs_through_depth` (written to
+    out[j, a, b]); without ``exact_ok`` it stops at the first layer the series does not certify
+    and returns False."""
     kv = k0
     tv = k0
     for ell in range(1, qs.shape[0]):
@@ -219,17 +225,15 @@ def pair_through_depth(k0, qs, vals, sw2, sb2, ntk, rec, a, b, scr, exact_ok, ou
         j = rec[ell]
         if j >= 0:
             out_k[j, a, b] = kv
-            out_k[j, b, a] = kv
             if ntk:
                 out_t[j, a, b] = tv
-                out_t[j, b, a] = tv
     return True
 
 
 @njit(parallel=PARALLEL, cache=CACHE)
 def pair_list(k0, qs, vals, sw2, sb2, ntk, rec, a_idx, b_idx, out_k, out_t, exact_count):
-    """The entries (a_idx[i], b_idx[i]) through every layer (:func:`pair_through_depth`, the
-    exact rule where the series is not certified): the pairs a GPU left to the CPU.
+    """The entries (a_idx[i], b_idx[i]), b < a, through every layer (:func:`pair_through_depth`,
+    the exact rule where the series is not certified): the pairs a GPU left to the CPU.
     ``exact_count[ℓ]``: how many took the exact integral at layer ℓ."""
     nt = min(a_idx.size, 64)
     counts = np.zeros((nt, exact_count.size), dtype=np.int64)
@@ -244,16 +248,33 @@ def pair_list(k0, qs, vals, sw2, sb2, ntk, rec, a_idx, b_idx, out_k, out_t, exac
 
 
 @njit(parallel=PARALLEL, cache=CACHE)
-def pairs(k0, qs, vals, sw2, sb2, ntk, rec, rows, out_k, out_t, exact_count):
-    """The off-diagonal entries (a, b < a) of rows ``rows`` through every layer
-    (:func:`pairs_through_depth`, ``TILE`` entries at a time); ``exact_count[i, ℓ]``: how many
-    pairs of row rows[i] took the exact integral at layer ℓ."""
+def pairs(k0, qs, vals, sw2, sb2, ntk, rec, rows, row0, full, out_k, out_t, exact_count):
+    """The off-diagonal entries of rows ``rows`` through every layer (:func:`pairs_through_depth`,
+    ``TILE`` entries at a time): (a, b < a), and with ``full`` also (a, b > a). Row a of K⁰ is
+    k0[a − row0] and goes to out[j, a − row0]. ``exact_count[i, ℓ]``: how many pairs of row
+    rows[i] took the exact integral at layer ℓ."""
+    n = qs.shape[1]
     for i in prange(rows.size):
         a = rows[i]
+        orow = a - row0
         scr = np.empty(SCRATCH_SIZE)
         kv = np.empty(TILE)
         tv = np.empty(TILE)
         exact_count[i, :] = 0
         for b0 in range(0, a, TILE):
-            pairs_through_depth(k0, qs, vals, sw2, sb2, ntk, rec, a, b0, min(a, b0 + TILE), scr, kv, tv, out_k,
-                                out_t, exact_count[i])  # fmt: skip
+            pairs_through_depth(k0[orow], qs, vals, sw2, sb2, ntk, rec, a, b0, min(a, b0 + TILE), scr, kv, tv, orow,
+                                out_k, out_t, exact_count[i])  # fmt: skip
+        if full:
+            for b0 in range(a + 1, n, TILE):
+                pairs_through_depth(k0[orow], qs, vals, sw2, sb2, ntk, rec, a, b0, min(n, b0 + TILE), scr, kv, tv,
+                                    orow, out_k, out_t, exact_count[i])  # fmt: skip
+
+
+@njit(parallel=PARALLEL, cache=CACHE)
+def mirror_lower(out):
+    """out[j, b, a] = out[j, a, b] for b < a (the upper triangle from the lower one)."""
+    n = out.shape[1]
+    for b in prange(n):
+        for j in range(out.shape[0]):
+            for a in range(b + 1, n):
+                out[j, b, a] = out[j, a, b]

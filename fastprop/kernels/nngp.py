@@ -14,6 +14,7 @@ per-input Hermite coefficients and moments come from the mean-field engine's cer
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,10 +27,11 @@ from ..meanfield import interpolants
 from ..meanfield.compiled import scalar_kernels
 from ..meanfield.tables import tables as _tables
 from ..run import files as _io
+from ..run import schedule
 from ..run.compile import specialise
 from ..run.progress import make as _progress
 from ..run.resources import require
-from ..run.targets import resolve_target
+from ..run.targets import check_target, resolve_target
 
 __all__ = ["nngp", "KernelResult"]
 
@@ -128,7 +130,8 @@ def record_layers(layers, depth):
     return rec
 
 
-def first_layer(X, gram, sw2, sb2):
+def _checked_inputs(X, gram):
+    """(X, gram) validated: exactly one of them, as float arrays."""
     if (X is None) == (gram is None):
         raise TypeError("give X (inputs as rows) or gram (X Xᵀ/d0), not both and not neither")
     if X is not None:
@@ -137,23 +140,50 @@ def first_layer(X, gram, sw2, sb2):
             raise ValueError(f"X must be a 2-D array (n inputs × d0 features), got shape {X.shape}")
         if not np.all(np.isfinite(X)):
             raise ValueError("X has non-finite entries")
+        return X, None
+    gram = np.asarray(gram, dtype=float)
+    if gram.ndim != 2 or gram.shape[0] != gram.shape[1] or gram.shape[0] < 1:
+        raise ValueError(f"gram must be a square n × n matrix, got shape {gram.shape}")
+    if not np.all(np.isfinite(gram)):
+        raise ValueError("gram has non-finite entries")
+    if not np.array_equal(gram, gram.T):
+        raise ValueError("gram must be symmetric")
+    if np.any(np.diag(gram) < 0.0):
+        raise ValueError("gram must have a non-negative diagonal (it is X Xᵀ/d0)")
+    return None, gram
+
+
+def first_layer(X, gram, sw2, sb2):
+    """K⁰ = σ_w² X Xᵀ/d0 + σ_b² (or σ_w² gram + σ_b²), exactly symmetric."""
+    X, gram = _checked_inputs(X, gram)
+    if X is not None:
         k0 = X @ X.T
         k0 /= X.shape[1]
     else:
-        gram = np.asarray(gram, dtype=float)
-        if gram.ndim != 2 or gram.shape[0] != gram.shape[1] or gram.shape[0] < 1:
-            raise ValueError(f"gram must be a square n × n matrix, got shape {gram.shape}")
-        if not np.all(np.isfinite(gram)):
-            raise ValueError("gram has non-finite entries")
-        if not np.array_equal(gram, gram.T):
-            raise ValueError("gram must be symmetric")
-        if np.any(np.diag(gram) < 0.0):
-            raise ValueError("gram must have a non-negative diagonal (it is X Xᵀ/d0)")
         k0 = np.array(gram, order="C")
     k0 *= sw2  # in place: at n = 10⁴ each n × n temporary is 800 MB
     k0 += sb2
     _symmetrise(k0)
     return k0
+
+
+def first_rows(X, gram, sw2, sb2, r0, r1):
+    """Rows r0 … r1−1 of K⁰ and its whole diagonal (from gram: those of :func:`first_layer`
+    exactly; from X: equal to them up to the rounding of the products X Xᵀ)."""
+    X, gram = _checked_inputs(X, gram)
+    if X is not None:
+        k0 = X[r0:r1] @ X.T
+        k0 /= X.shape[1]
+        d0 = np.einsum("ij,ij->i", X, X)
+        d0 /= X.shape[1]
+    else:
+        k0 = np.array(gram[r0:r1], order="C")
+        d0 = np.diag(gram).copy()
+    for v in (k0, d0):
+        v *= sw2
+        v += sb2
+    k0[np.arange(r1 - r0), np.arange(r0, r1)] = d0[r0:r1]
+    return k0, d0
 
 
 @njit(cache=True)
@@ -166,25 +196,87 @@ def _symmetrise(k):
             k[b, a] = v
 
 
-def _cpu_pairs(mod, k0, qs, vals, sw2, sb2, ntk, slot, out_k, out_t, exact, bar):
-    """The off-diagonal entries on the CPU threads, in blocks of rows of about ``PAIRS_PER_BLOCK``
-    pair-layers (progress, and a KeyboardInterrupt, between blocks); rows in an order that
-    balances the triangle's work: long and short rows alternate."""
-    n, depth = k0.shape[0], qs.shape[0] - 1
-    idx = np.arange(n, dtype=np.int64)
-    rows = np.empty(n, dtype=np.int64)
-    rows[0::2], rows[1::2] = idx[::-1][: (n + 1) // 2], idx[: n // 2]
-    per_block = max(1, min(n, PAIRS_PER_BLOCK // max(1, n // 2 * depth)))
+def _diagonals(mod, tab, d0, depth, sw2, sb2, ntk):
+    """The diagonals through depth: qs[ℓ] = diag K^ℓ, ts[ℓ] = diag Θ^ℓ, and vals[ℓ] the per-input
+    values at qs[ℓ] (ℓ < depth), from d0 = diag K⁰."""
+    n = d0.size
+    qs = np.empty((depth + 1, n))
+    ts = np.empty((depth + 1, n))
+    qs[0] = ts[0] = d0
+    vals = np.empty((depth + 1, n, mod.NF))
+    for ell in range(1, depth + 1):
+        mod.inputs(qs[ell - 1], tab, vals[ell - 1])
+        qs[ell], ts[ell] = qs[ell - 1], ts[ell - 1]
+        mod.diagonal_step(vals[ell - 1], sw2, sb2, ntk, qs[ell], ts[ell])
+    return qs, ts, vals
+
+
+def _cpu_pairs(mod, k0, qs, vals, sw2, sb2, ntk, slot, r0, r1, full, out_k, out_t, exact, bar):
+    """The off-diagonal entries of rows r0 … r1−1 (b < a, and b > a with ``full``) on the CPU
+    threads, in blocks of rows of about ``PAIRS_PER_BLOCK`` pair-layers (progress, and a
+    KeyboardInterrupt, between blocks); rows in an order that balances the work: long and short
+    rows alternate. Row a of K⁰ is k0[a − r0] and goes to out[:, a − r0]."""
+    n, depth = qs.shape[1], qs.shape[0] - 1
+    idx = np.arange(r0, r1, dtype=np.int64)
+    rows = np.empty(idx.size, dtype=np.int64)
+    rows[0::2], rows[1::2] = idx[::-1][: (idx.size + 1) // 2], idx[: idx.size // 2]
+    per_row = n if full else max(1, (r0 + r1) // 2)
+    per_block = max(1, min(idx.size, PAIRS_PER_BLOCK // max(1, per_row * depth)))
     counts = np.zeros((per_block, depth + 1), dtype=np.int64)
-    for r0 in range(0, n, per_block):
-        block = rows[r0 : r0 + per_block]
-        mod.pairs(k0, qs, vals, sw2, sb2, ntk, slot, block, out_k, out_t, counts)
+    for i0 in range(0, rows.size, per_block):
+        block = rows[i0 : i0 + per_block]
+        mod.pairs(k0, qs, vals, sw2, sb2, ntk, slot, block, r0, full, out_k, out_t, counts)
         exact += counts[: block.size].sum(axis=0)
-        bar.advance(int(block.sum()))
+        bar.advance(int(block.size * (n - 1) if full else block.sum()))
+
+
+def _triangle_block(ref, k0_block, d0, r0, r1, depth, sw, sb, ntk, rec, target):
+    """A Dask task: the entries (a, b < a) of rows r0 … r1−1 through every layer, from those rows
+    of K⁰ (columns 0 … r1−1) and the whole diagonal d0 of K⁰. Returns (K block, Θ block, exact
+    counts per layer); the blocks are (recorded layers, r1 − r0, r1) with the lower triangle set."""
+    act = _activation(ref)
+    tgt = resolve_target(target)
+    mod = layer_kernels(act, "parallel" if tgt == "cuda" else tgt)
+    sw2, sb2 = sw * sw, sb * sb
+    qs, _, vals = _diagonals(mod, _tables(act).arrays_without_q_start, d0, depth, sw2, sb2, ntk)
+    slot = _slots(rec, depth)
+    out_k = np.zeros((rec.size, r1 - r0, r1))
+    out_t = np.zeros((rec.size, r1 - r0, r1)) if ntk else np.empty((1, 1, 1))
+    exact = np.zeros(depth + 1, dtype=np.int64)
+    _cpu_pairs(mod, k0_block, qs, vals, sw2, sb2, ntk, slot, r0, r1, False, out_k, out_t, exact, _progress(False, 0,
+               "", ""))  # fmt: skip
+    return out_k, (out_t if ntk else None), exact
+
+
+def _slots(rec, depth):
+    slot = np.full(depth + 1, -1, dtype=np.int64)
+    slot[rec] = np.arange(rec.size)
+    return slot
+
+
+def _triangle_on_cluster(client, act, k0, d0, depth, sw, sb, ntk, rec, target, out_k, out_t, exact, progress):
+    """The lower triangle on a Dask cluster, in blocks of rows of about equal numbers of pairs."""
+    n = d0.size
+    count = len(schedule.split(n, 64, client))
+    bounds = sorted({int(round(n * math.sqrt(k / count))) for k in range(count + 1)})
+    blocks = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    ref = schedule.activation_ref(act)
+    args = [(ref, np.ascontiguousarray(k0[a:b, :b]), d0, a, b, depth, sw, sb, ntk, rec, target) for a, b in blocks]
+
+    def combine(i, result):
+        a, b = blocks[i]
+        bk, bt, ex = result
+        out_k[:, a:b, :b] = bk
+        if ntk:
+            out_t[:, a:b, :b] = bt
+        exact[:] += ex
+
+    weights = [(b * (b - 1) - a * (a - 1)) // 2 for a, b in blocks]
+    schedule.run_on_cluster(client, _triangle_block, args, weights, combine, progress, "pairs", "pairs")
 
 
 def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=True, layers=None, gram=None,
-         target="auto", progress=False):  # fmt: skip
+         target="auto", client=None, rows=None, progress=False):  # fmt: skip
     r"""The NNGP kernel K^ℓ (and the NTK Θ^ℓ) of the rows of ``X`` through ``depth`` layers.
 
     Parameters
@@ -202,6 +294,15 @@ def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=T
         "auto": "cuda" where a GPU is usable, else "parallel" (threads over rows). On "cuda" a
         thread takes a pair through every layer by Mehler's series; the pairs that need the exact
         integral somewhere are computed on the CPU (:mod:`fastprop.kernels.cuda`).
+    client : dask.distributed.Client or str, optional
+        Compute the kernels on a Dask cluster in blocks of rows of about equal work (each task
+        gets its rows of K⁰ and the diagonal, and returns its block); the result is gathered
+        here and is bitwise the local one. ``target`` is resolved on each worker.
+    rows : (start, stop), optional
+        Only rows start … stop−1 of every kernel (arrays of shape (stop − start, n)), for kernels
+        too large for one machine: compute them block by block, anywhere, and store each. Bitwise
+        the rows of the whole kernel given ``gram``; from ``X``, equal to them up to the rounding
+        of the products X Xᵀ. CPU targets only.
     progress : bool or tqdm bar
         A bar over the pairs (:mod:`fastprop.run.progress`).
 
@@ -218,53 +319,77 @@ def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=T
     sw = _validate.real_scalar(sigma_w, "sigma_w", low=0.0)
     sb = _validate.real_scalar(sigma_b, "sigma_b", low=0.0)
     ntk = _validate.boolean(ntk, "ntk")
-    tgt = resolve_target(target)
     rec = record_layers(layers, depth)
     sw2, sb2 = sw * sw, sb * sb
     src = X if X is not None else gram
     n = len(src) if src is not None and np.ndim(src) >= 1 else 0
+    if client is not None:
+        check_target(target)  # resolved on each worker
+        tgt = target
+        if rows is not None:
+            raise ValueError("rows= computes one block here; client= cuts the whole kernel into blocks: give one")
+    else:
+        tgt = resolve_target(target)
+    r0, r1 = (0, n) if rows is None else _row_range(rows, n)
+    if rows is not None and tgt == "cuda":
+        raise ValueError("rows= runs on the CPU targets ('cpu', 'parallel')")
+    m = r1 - r0
     nk = 2 if ntk else 1
-    require(8.0 * n * n * (rec.size * nk + 2),
-            f"nngp of {n} inputs ({rec.size} recorded layers{', NTK too' if ntk else ''})")  # fmt: skip
-    k0 = first_layer(X, gram, sw2, sb2)
-    n = k0.shape[0]
-    mod = layer_kernels(act, "parallel" if tgt == "cuda" else tgt)
-    tab = _tables(act).arrays_without_q_start
-    # the diagonals through depth: qs[ℓ] = diag K^ℓ, vals[ℓ] its per-input values
-    qs = np.empty((depth + 1, n))
-    ts = np.empty((depth + 1, n))
-    qs[0] = ts[0] = np.diag(k0)
-    vals = np.empty((depth + 1, n, mod.NF))
-    for ell in range(1, depth + 1):
-        mod.inputs(qs[ell - 1], tab, vals[ell - 1])
-        qs[ell], ts[ell] = qs[ell - 1], ts[ell - 1]
-        mod.diagonal_step(vals[ell - 1], sw2, sb2, ntk, qs[ell], ts[ell])
-    slot = np.full(depth + 1, -1, dtype=np.int64)
-    slot[rec] = np.arange(rec.size)
-    out_k = np.empty((rec.size, n, n))
-    out_t = np.empty((rec.size, n, n)) if ntk else np.empty((1, 1, 1))
+    require(8.0 * m * n * (rec.size * nk + 1),
+            f"nngp of {n} inputs ({rec.size} recorded layers{', NTK too' if ntk else ''}"
+            f"{f', rows {r0} … {r1 - 1}' if rows is not None else ''})")  # fmt: skip
+    if rows is None:
+        k0 = first_layer(X, gram, sw2, sb2)
+        d0 = np.diag(k0).copy()
+    else:
+        k0, d0 = first_rows(X, gram, sw2, sb2, r0, r1)
+    n = d0.size
+    mod = layer_kernels(act, "parallel" if tgt in ("cuda", "auto") else tgt)
+    qs, ts, vals = _diagonals(mod, _tables(act).arrays_without_q_start, d0, depth, sw2, sb2, ntk)
+    slot = _slots(rec, depth)
+    out_k = np.empty((rec.size, m, n))
+    out_t = np.empty((rec.size, m, n)) if ntk else np.empty((1, 1, 1))
+    exact = np.zeros(depth + 1, dtype=np.int64)
+    if depth > 0 and n > 1:
+        if client is not None:
+            with schedule.cluster(client) as cl:
+                _triangle_on_cluster(cl, act, k0, d0, depth, sw, sb, ntk, rec, target, out_k, out_t, exact, progress)
+        else:
+            bar = _progress(progress, m * (n - 1) if rows is not None else n * (n - 1) // 2, "pairs", "pairs")
+            try:
+                if tgt == "cuda":
+                    from .cuda import run_pairs
+
+                    exact += run_pairs(layer_kernels(act, "cpu"), mod, k0, qs, vals, sw2, sb2, ntk, slot, out_k,
+                                       out_t, bar)  # fmt: skip
+                else:
+                    _cpu_pairs(mod, k0, qs, vals, sw2, sb2, ntk, slot, r0, r1, rows is not None, out_k, out_t, exact,
+                               bar)  # fmt: skip
+            finally:
+                bar.close()
+        if rows is None:  # the kernels computed the lower triangles
+            mod.mirror_lower(out_k)
+            if ntk:
+                mod.mirror_lower(out_t)
+    own = (np.arange(m), np.arange(r0, r1))
     for j, ell in enumerate(rec):
-        np.fill_diagonal(out_k[j], qs[ell])
+        out_k[j][own] = qs[ell, r0:r1]
         if ntk:
-            np.fill_diagonal(out_t[j], ts[ell])
+            out_t[j][own] = ts[ell, r0:r1]
     if rec[0] == 0:
         out_k[0] = k0
         if ntk:
             out_t[0] = k0
-    exact = np.zeros(depth + 1, dtype=np.int64)
-    if depth > 0 and n > 1:
-        bar = _progress(progress, n * (n - 1) // 2, "pairs", "pairs")
-        try:
-            if tgt == "cuda":
-                from .cuda import run_pairs
-
-                exact += run_pairs(layer_kernels(act, "cpu"), mod, k0, qs, vals, sw2, sb2, ntk, slot, out_k, out_t,
-                                   bar)  # fmt: skip
-            else:
-                _cpu_pairs(mod, k0, qs, vals, sw2, sb2, ntk, slot, out_k, out_t, exact, bar)
-        finally:
-            bar.close()
     meta = {"fastprop_version": __version__, "activation_fingerprint": act.fingerprint, "depth": depth,
-            "n": n, "target": tgt}  # fmt: skip
+            "n": n, "target": tgt, "rows": [r0, r1]}  # fmt: skip
     return KernelResult(layers=rec, nngp=out_k, ntk=out_t if ntk else None, exact_pairs=exact[rec], activation=act.name,
                         sigma_w=sw, sigma_b=sb, meta=meta)  # fmt: skip
+
+
+def _row_range(rows, n):
+    """``rows`` = (r0, r1) with 0 ≤ r0 < r1 ≤ n."""
+    if isinstance(rows, (str, bytes)) or not hasattr(rows, "__len__") or len(rows) != 2:
+        raise TypeError(f"rows must be a pair (start, stop) of row indices, got {rows!r}")
+    r0 = _validate.integer(rows[0], "rows[0]", low=0, high=max(0, n - 1))
+    r1 = _validate.integer(rows[1], "rows[1]", low=r0 + 1, high=n)
+    return r0, r1

@@ -22,10 +22,10 @@ from .._version import __version__
 from ..activations import activation as _activation
 from ..chains import exactsum
 from ..run import files as _io
+from ..run import schedule
 from ..run.compile import specialise
 from ..run.progress import make as _progress
 from ..run.resources import require
-from ..run.targets import resolve_target
 from .nngp import first_layer, record_layers
 from .triangle import pair_of
 
@@ -224,7 +224,7 @@ def _result(sums, networks, rec, width, ntk, act_name, sw, sb, seed, meta):
 
 
 def simulate_kernels(X, width=100, depth=10, n_networks=100, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=True,
-                     layers=None, seed=0, first_network=0, target="auto", progress=False):  # fmt: skip
+                     layers=None, seed=0, first_network=0, target="auto", client=None, progress=False):  # fmt: skip
     r"""Empirical NNGP (and NTK) kernels of ``n_networks`` random networks of width ``width``.
 
     Network k applies ``depth`` random layers of width ``width`` to the rows of ``X`` (Gaussian
@@ -252,6 +252,9 @@ def simulate_kernels(X, width=100, depth=10, n_networks=100, activation="tanh", 
         Networks first_network … first_network + n_networks − 1 under ``seed``.
     target : {"auto", "cpu", "parallel"}
         "auto": "parallel" (threads over networks).
+    client : dask.distributed.Client or str, optional
+        Run consecutive ranges of networks on a Dask cluster and merge them (exact: bitwise the
+        local result); ``target`` is resolved on each worker.
     progress : bool or tqdm bar
         A bar over the networks (:mod:`fastprop.run.progress`).
 
@@ -272,7 +275,7 @@ def simulate_kernels(X, width=100, depth=10, n_networks=100, activation="tanh", 
     ntk = _validate.boolean(ntk, "ntk")
     if target not in ("auto", "cpu", "parallel"):
         raise ValueError(f"target must be 'auto', 'cpu' or 'parallel' for simulate_kernels, got {target!r}")
-    tgt = "parallel" if target == "auto" else resolve_target(target)
+    tgt = "parallel" if target == "auto" else target  # (resolved on each worker with client=)
     rec = record_layers(layers, depth)
     if X is None:
         raise TypeError("simulate_kernels needs the inputs X (n × d0), one per row")
@@ -288,6 +291,8 @@ def simulate_kernels(X, width=100, depth=10, n_networks=100, activation="tanh", 
                   + 2 * n * width + max(d0, width) * 33)  # fmt: skip
     require(nk * 2 * rec.size * npairs * exactsum.NLIMB * 8.0 + batch * per_network + work * _threads(tgt),
             f"simulate_kernels of {n} inputs at width {width} ({rec.size} recorded layers{', NTK too' if ntk else ''})")
+    if client is not None:
+        return _on_cluster(client, act, x, width, depth, count, first, sw, sb, ntk, rec, seed, target, progress)
     mod = network_kernels(act, tgt)
     sums = np.zeros((nk, 2, rec.size, npairs, exactsum.NLIMB), dtype=np.int64)
     bar = _progress(progress, count, "networks", "networks")
@@ -314,3 +319,27 @@ def _threads(target):
     from numba import get_num_threads
 
     return 1 if target == "cpu" else get_num_threads()
+
+
+def _network_range(ref, x, width, depth, count, first, sw, sb, ntk, rec, seed, target):
+    """A Dask task: :func:`simulate_kernels` over networks first … first+count−1."""
+    return simulate_kernels(x, width, depth, count, ref, sw, sb, ntk=ntk, layers=rec, seed=seed, first_network=first,
+                            target=target)  # fmt: skip
+
+
+def _on_cluster(client, act, x, width, depth, count, first, sw, sb, ntk, rec, seed, target, progress):
+    with schedule.cluster(client) as cl:
+        parts = schedule.split(count, 16, cl)
+        ref = schedule.activation_ref(act)
+        args = [(ref, x, width, depth, b - a, first + a, sw, sb, ntk, rec, seed, target) for a, b in parts]
+        results = [None] * len(parts)
+
+        def combine(i, r):
+            results[i] = r
+
+        schedule.run_on_cluster(cl, _network_range, args, [b - a for a, b in parts], combine, progress, "networks",
+                                "networks")  # fmt: skip
+    out = results[0]
+    for r in results[1:]:
+        out = out.merge(r)
+    return out
