@@ -124,6 +124,27 @@ def test_targets_and_layers_and_inputs_agree_bitwise(tmp_path, monkeypatch):
     assert fp.KernelResult.load(tmp_path / "d.npz").identical(d)
 
 
+@pytest.mark.parametrize("name", ["tanh", "relu", "gelu"])
+def test_kernels_are_symmetric_psd_and_their_diagonals_follow_the_length_map(name):
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(60, 8)) * np.exp(rng.uniform(-2, 2, size=(60, 1)))
+    X[:10] = X[10:20] + 1e-7 * rng.normal(size=(10, 8))  # nearly parallel pairs
+    sw, sb = 1.6, 0.2
+    r = fp.nngp(X, 6, name, sw, sb)
+    q = np.einsum("ij,ij->i", X, X) / 8 * sw * sw + sb * sb
+    t = q.copy()
+    for ell in range(7):
+        for kern in (r.nngp[ell], r.ntk[ell]):
+            assert np.array_equal(kern, kern.T)
+            assert np.linalg.eigvalsh(kern)[0] >= -1e-12 * np.trace(kern)
+        np.testing.assert_allclose(np.diag(r.nngp[ell]), q, rtol=1e-12)
+        np.testing.assert_allclose(np.diag(r.ntk[ell]), t, rtol=1e-12)
+        chi = sw * sw * fp.jacobian_moments(name, k=1, q=q)  # E φ'(√q z)², from the spectra engine
+        q_next = fp.length_map(q, sw, sb, name)
+        t = q_next + chi * t  # Θ_aa = K_aa + σ_w² E φ'² Θ_aa
+        q = q_next
+
+
 def test_row_blocks_are_the_rows_of_the_whole_kernel():
     rng = np.random.default_rng(8)
     X = rng.normal(size=(30, 4)) * np.exp(rng.uniform(-2, 2, size=(30, 1)))

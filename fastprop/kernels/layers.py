@@ -41,6 +41,9 @@ ev, pair, lattice_pair, pair_gauss_legendre, moments_at, hermite_coefficients, h
         "hermite_table", "HOMOGENEOUS", "STRIP", "PARALLEL", "SCRATCH_SIZE", "CACHE",
     )  # fmt: skip
 
+LATTICE_SWAP_C = 0.8
+"""Unequal variances: the lattice rule tries the smaller variance as the outer variable first for
+|c| below this, the larger one above (the cheaper order, measured for tanh)."""
 SERIES_TOL = 1e-13
 """The Mehler series is used where its tail bound is below this, relative to √(E φ²_a E φ²_b)
 (and likewise for φ')."""
@@ -116,13 +119,21 @@ def pair_integrals(qa, qb, c, va, vb, scr):
         return r[0], r[1]
     sa = math.sqrt(qa if qa > 0.0 else Q_TINY)
     sb = math.sqrt(qb if qb > 0.0 else Q_TINY)
-    s = sb * math.sqrt(max(0.0, (1.0 - c) * (1.0 + c)))
-    if STRIP > 0.0 and abs(c) >= LATTICE_C_MIN and s > 0.0:
-        # the mean-field engine's lattice rule (analytic φ) with β = c √(q_b/q_a) in place of c:
-        # u_b | u_a ~ N(β u_a, s²)
-        ok, r = lattice_pair(sa, c * sb / sa, s, scr)
-        if ok:
-            return r[0], r[1]
+    root = math.sqrt(max(0.0, (1.0 - c) * (1.0 + c)))
+    s = sb * root
+    if STRIP > 0.0 and abs(c) >= LATTICE_C_MIN and root > 0.0:
+        # the mean-field engine's lattice rule (analytic φ) with β = c √(q_2/q_1) in place of c:
+        # u_2 | u_1 ~ N(β u_1, s²). The integrals are symmetric in the two inputs; whether the
+        # rule fits in its tables, and what it costs, depends on the order: measured, the smaller
+        # variance outside is cheaper for |c| < 0.8 and the larger beyond. That order first, then
+        # the other (a choice that depends on {q_a, q_b} only)
+        small_out = (qa <= qb) == (abs(c) < LATTICE_SWAP_C)
+        s1, s2 = (sa, sb) if small_out else (sb, sa)
+        for _ in range(2):
+            ok, r = lattice_pair(s1, c * s2 / s1, s2 * root, scr)
+            if ok:
+                return r[0], r[1]
+            s1, s2 = s2, s1
     return pair_gauss_legendre(sa, sb, c, s)
 
 
