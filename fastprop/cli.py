@@ -216,7 +216,8 @@ def _parser():
         "kernel",
         help="NNGP/NTK kernels through depth: iterated correlation maps and finite-width networks against the NNGP",
         description="For each activation, the correlation c^l = K^l_ab / sqrt(K^l_aa K^l_bb) of two unit-norm inputs "
-        "against their input correlation c^0 (the iterated correlation map, fp.nngp) at depths 1, 2, 4, … up to "
+        "against c^0, the same for K^0 = sigma_w^2 x x'/d0 + sigma_b^2 (the iterated correlation map, fp.nngp) "
+        "at depths 1, 2, 4, … up to "
         "--depth; then, for the first activation, the kernels K^L and Theta^L of inputs on a circle from fp.nngp "
         "against the mean and spread of random networks of each --widths (fp.simulate_kernels), and the error of "
         "the finite-width mean against the width (the 1/width correction). sigma_w on the edge of chaos (chi_1 = 1) "
@@ -461,8 +462,8 @@ def _kernel(args):
 
     if args.depth < 1 or args.networks < 2 or args.inputs < 2 or any(w < 1 for w in args.widths):
         raise _ArgError("--depth must be ≥ 1, --networks ≥ 2, --inputs ≥ 2 and --widths ≥ 1")
-    if args.sigma_b < 0 or (args.sigma_w is not None and not args.sigma_w > 0):
-        raise _ArgError("--sigma-b must be ≥ 0 and --sigma-w > 0")
+    if not (0 <= args.sigma_b < math.inf) or (args.sigma_w is not None and not 0 < args.sigma_w < math.inf):
+        raise _ArgError("--sigma-b must be finite and ≥ 0, --sigma-w finite and > 0")
     target = args.target
     sim_target = "parallel" if target == "cuda" else target  # the networks run on the CPU
     seed = 0 if args.seed is None else args.seed

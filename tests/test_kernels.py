@@ -214,5 +214,11 @@ def test_bad_input():
         fp.nngp(X, 2, target="cuda")
     with pytest.raises(ValueError, match="sigma_w"):
         fp.nngp(X, 2, sigma_w=-1.0)
+    with pytest.raises(ValueError, match="overflows"):  # finite X, K⁰ beyond the doubles
+        fp.nngp(X * 1e155, 2)
+    with pytest.raises(ValueError, match="overflow at layer"):  # the length map passes 1.8e308
+        fp.nngp(X, 600, "relu", 3.0, 0.1, layers=[460])
+    with pytest.raises(TypeError, match="real"):
+        fp.nngp(X.astype(complex), 2)
     with pytest.raises(MemoryError, match="would need"):  # 10⁷ inputs: 11 layers of 10¹⁴ entries, refused up front
         fp.nngp(np.broadcast_to(np.ones(2), (10**7, 2)), 10)

@@ -137,7 +137,14 @@ def test_bad_input():
         fp.simulate_kernels(np.ones(3))
     with pytest.raises(MemoryError):
         fp.simulate_kernels(np.ones((200000, 2)), n_networks=1)
+    with pytest.raises(FloatingPointError, match="overflow"):  # K̂ (or its square) beyond the doubles
+        fp.simulate_kernels(X3 * 1e160, 2, 1, 10, "linear")
+    with pytest.raises(FloatingPointError, match="overflow"):
+        fp.simulate_kernels(X3, 3, 70, 5, "linear", 30.0, layers=[70], ntk=False)
+    with pytest.raises(TypeError, match="real"):
+        fp.simulate_kernels(X3.astype(complex))
     r = fp.simulate_kernels(X3, width=3, depth=1, n_networks=2, ntk=False)
+    assert np.all(r.nngp_std[0] == 0)  # K̂⁰ = K⁰ in every network: exact sums of exact squares
     with pytest.raises(ValueError, match="no NTK"):
         r.stderr("ntk")
     assert math.isfinite(r.stderr()[1, 0, 0])

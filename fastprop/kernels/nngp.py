@@ -66,7 +66,8 @@ class KernelResult:
 
     ``nngp[i]``, ``ntk[i]``: n × n float64 arrays at layer ``layers[i]`` (``ntk`` is None when
     not computed). ``exact_pairs[i]``: how many pairs of layer ``layers[i]`` took the exact pair
-    integral rather than Mehler's series (0 at layer 0)."""
+    integral (with ``rows=``, every computed entry counts, so a pair whose two rows are both in the
+    block counts twice) rather than Mehler's series (0 at layer 0)."""
 
     layers: np.ndarray
     nngp: np.ndarray
@@ -134,6 +135,8 @@ def _checked_inputs(X, gram):
     """(X, gram) validated: exactly one of them, as float arrays."""
     if (X is None) == (gram is None):
         raise TypeError("give X (inputs as rows) or gram (X Xᵀ/d0), not both and not neither")
+    if np.iscomplexobj(X) or np.iscomplexobj(gram):
+        raise TypeError("X and gram must be real arrays")
     if X is not None:
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
@@ -156,13 +159,14 @@ def _checked_inputs(X, gram):
 def first_layer(X, gram, sw2, sb2):
     """K⁰ = σ_w² X Xᵀ/d0 + σ_b² (or σ_w² gram + σ_b²), exactly symmetric."""
     X, gram = _checked_inputs(X, gram)
-    if X is not None:
-        k0 = X @ X.T
-        k0 /= X.shape[1]
-    else:
-        k0 = np.array(gram, order="C")
-    k0 *= sw2  # in place: at n = 10⁴ each n × n temporary is 800 MB
-    k0 += sb2
+    with np.errstate(over="ignore"):  # an overflow is refused by the caller, with a message
+        if X is not None:
+            k0 = X @ X.T
+            k0 /= X.shape[1]
+        else:
+            k0 = np.array(gram, order="C")
+        k0 *= sw2  # in place: at n = 10⁴ each n × n temporary is 800 MB
+        k0 += sb2
     _symmetrise(k0)
     return k0
 
@@ -171,17 +175,18 @@ def first_rows(X, gram, sw2, sb2, r0, r1):
     """Rows r0 … r1−1 of K⁰ and its whole diagonal (from gram: those of :func:`first_layer`
     exactly; from X: equal to them up to the rounding of the products X Xᵀ)."""
     X, gram = _checked_inputs(X, gram)
-    if X is not None:
-        k0 = X[r0:r1] @ X.T
-        k0 /= X.shape[1]
-        d0 = np.einsum("ij,ij->i", X, X)
-        d0 /= X.shape[1]
-    else:
-        k0 = np.array(gram[r0:r1], order="C")
-        d0 = np.diag(gram).copy()
-    for v in (k0, d0):
-        v *= sw2
-        v += sb2
+    with np.errstate(over="ignore"):  # an overflow is refused by the caller, with a message
+        if X is not None:
+            k0 = X[r0:r1] @ X.T
+            k0 /= X.shape[1]
+            d0 = np.einsum("ij,ij->i", X, X)
+            d0 /= X.shape[1]
+        else:
+            k0 = np.array(gram[r0:r1], order="C")
+            d0 = np.diag(gram).copy()
+        for v in (k0, d0):
+            v *= sw2
+            v += sb2
     k0[np.arange(r1 - r0), np.arange(r0, r1)] = d0[r0:r1]
     return k0, d0
 
@@ -344,8 +349,14 @@ def nngp(X=None, depth=10, activation="tanh", sigma_w=1.0, sigma_b=0.0, *, ntk=T
     else:
         k0, d0 = first_rows(X, gram, sw2, sb2, r0, r1)
     n = d0.size
+    if not (np.all(np.isfinite(k0)) and np.all(np.isfinite(d0))):
+        raise ValueError("K⁰ = σ_w² X Xᵀ/d0 + σ_b² overflows (entries beyond 1.8e308): scale the inputs down")
     mod = layer_kernels(act, "parallel" if tgt in ("cuda", "auto") else tgt)
     qs, ts, vals = _diagonals(mod, _tables(act).arrays_without_q_start, d0, depth, sw2, sb2, ntk)
+    finite = np.isfinite(qs).all(axis=1) & (np.isfinite(ts).all(axis=1) if ntk else True)
+    if not finite.all():
+        raise ValueError(f"the kernels overflow at layer {int(np.argmin(finite))} (the length map of some input "
+                         "passes 1.8e308): record fewer layers, or scale the inputs or σ_w down")  # fmt: skip
     slot = _slots(rec, depth)
     out_k = np.empty((rec.size, m, n))
     out_t = np.empty((rec.size, m, n)) if ntk else np.empty((1, 1, 1))

@@ -50,12 +50,34 @@ def network_kernels(act, target):
     return module
 
 
+@njit(cache=True)
+def _exact_square(v):
+    """(p, e) with p + e = v² exactly (Dekker's product with Veltkamp's split; |v| < 1.3e154), so the
+    sums of squares, and the spread of an entry that every network shares, are exact."""
+    p = v * v
+    c = 134217729.0 * v
+    hi = c - (c - v)
+    lo = v - hi
+    return p, ((hi * hi - p) + 2.0 * hi * lo) + lo * lo
+
+
 @njit(parallel=True, cache=True)
 def _accumulate(values, sums):
     """sums[s, j, p] += values[i, j, a, b] (s = 0) and its square (s = 1) exactly, over networks i,
-    for the lower-triangle entries p = a(a+1)/2 + b."""
+    for the lower-triangle entries p = a(a+1)/2 + b. Returns how many values (or squares) are not
+    finite doubles (then nothing is added: the caller refuses the result)."""
     count, nrec, n, _ = values.shape
     npairs = n * (n + 1) // 2
+    bad = 0
+    for i in range(count):
+        for j in range(nrec):
+            for a in range(n):
+                for b in range(a + 1):
+                    v = values[i, j, a, b]
+                    if not math.isfinite(v * v):
+                        bad += 1
+    if bad > 0:
+        return bad
     for task in prange(nrec * npairs):
         j = task // npairs
         p = task - j * npairs
@@ -64,9 +86,12 @@ def _accumulate(values, sums):
         for i in range(count):
             v = values[i, j, a, b]
             exactsum.add(sums[0, j, p], v)
-            exactsum.add(sums[1, j, p], v * v)
+            sq, err = _exact_square(v)
+            exactsum.add(sums[1, j, p], sq)
+            exactsum.add(sums[1, j, p], err)
         exactsum.normalize(sums[0, j, p])
         exactsum.normalize(sums[1, j, p])
+    return 0
 
 
 @njit(cache=True)
@@ -111,6 +136,17 @@ def _kernel_moments(sums, count, n):
     mean = np.empty((sums.shape[1], n, n))
     std = np.empty_like(mean)
     _moments(sums, count, n, mean, std)
+    if count > 1:  # the variance from the exact sums: (N S₂ − S₁²) / (N (N − 1)), no cancellation
+        scale = 1 << exactsum.OFFSET
+        den = count * (count - 1) * scale * scale
+        for j in range(sums.shape[1]):
+            p = 0
+            for a in range(n):
+                for b in range(a + 1):
+                    s1, s2 = exactsum.to_int(sums[0, j, p]), exactsum.to_int(sums[1, j, p])
+                    sd = math.sqrt(max(0, count * s2 * scale - s1 * s1) / den)
+                    std[j, a, b] = std[j, b, a] = sd
+                    p += 1
     return mean, std
 
 
@@ -245,7 +281,9 @@ def simulate_kernels(X, width=100, depth=10, n_networks=100, activation="tanh", 
     activation, sigma_w, sigma_b
         The networks (DESIGN §1).
     ntk : bool
-        Also the empirical NTK (a backward sweep per network: about twice the work).
+        Also the empirical NTK (a backward sweep per network: about twice the work). Its random
+        readouts are drawn after the deepest recorded layer, one per recorded layer, so Θ̂ of a
+        network depends on ``layers`` (K̂ does not).
     layers : ints in 0 … depth, optional
         Layers to record (default all).
     seed, first_network : int
@@ -279,9 +317,10 @@ def simulate_kernels(X, width=100, depth=10, n_networks=100, activation="tanh", 
     rec = record_layers(layers, depth)
     if X is None:
         raise TypeError("simulate_kernels needs the inputs X (n × d0), one per row")
-    k0 = first_layer(X, None, sw * sw, sb * sb)
-    x = np.ascontiguousarray(np.asarray(X, dtype=float))
-    n, d0 = x.shape
+    shape = np.shape(X)
+    if len(shape) != 2:
+        raise ValueError(f"X must be a 2-D array (n inputs × d0 features), got shape {shape}")
+    n, d0 = shape
     deepest = int(rec[-1])
     nk = 2 if ntk else 1
     npairs = n * (n + 1) // 2
@@ -289,10 +328,15 @@ def simulate_kernels(X, width=100, depth=10, n_networks=100, activation="tanh", 
     batch = int(max(1, min(count, BATCH_BYTES // per_network)))
     work = 8.0 * ((deepest + 1) * n * n + (deepest * n * width + 2 * rec.size * n * width if ntk else 0)
                   + 2 * n * width + max(d0, width) * 33)  # fmt: skip
-    require(nk * 2 * rec.size * npairs * exactsum.NLIMB * 8.0 + batch * per_network + work * _threads(tgt),
+    sums_bytes = nk * 2 * rec.size * npairs * exactsum.NLIMB * 8.0
+    require(sums_bytes + batch * per_network + work * _threads(tgt) + 8.0 * n * n,
             f"simulate_kernels of {n} inputs at width {width} ({rec.size} recorded layers{', NTK too' if ntk else ''})")
     if client is not None:
+        x = np.ascontiguousarray(np.asarray(X, dtype=float))
+        first_layer(x, None, sw * sw, sb * sb)  # (validates X)
         return _on_cluster(client, act, x, width, depth, count, first, sw, sb, ntk, rec, seed, target, progress)
+    k0 = first_layer(X, None, sw * sw, sb * sb)
+    x = np.ascontiguousarray(np.asarray(X, dtype=float))
     mod = network_kernels(act, tgt)
     sums = np.zeros((nk, 2, rec.size, npairs, exactsum.NLIMB), dtype=np.int64)
     bar = _progress(progress, count, "networks", "networks")
@@ -303,9 +347,11 @@ def simulate_kernels(X, width=100, depth=10, n_networks=100, activation="tanh", 
             k_out = np.empty((m, rec.size, n, n))
             t_out = np.empty((m, rec.size, n, n)) if ntk else np.empty((m, 1, 1, 1))
             mod.networks(np.uint64(seed), first + done, m, x, k0, deepest, width, sw, sb, rec, ntk, k_out, t_out)
-            _accumulate(k_out, sums[0])
-            if ntk:
-                _accumulate(t_out, sums[1])
+            bad = _accumulate(k_out, sums[0]) + (_accumulate(t_out, sums[1]) if ntk else 0)
+            if bad:
+                raise FloatingPointError(
+                    f"{bad} kernel values of networks {first + done} … {first + done + m - 1} (or their squares) are "
+                    "not finite doubles: the networks overflow (scale the inputs or σ_w down, or record fewer layers)")
             done += m
             bar.advance(m)
     finally:
