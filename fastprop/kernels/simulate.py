@@ -113,30 +113,26 @@ def _to_float(acc):
 
 
 @njit(cache=True)
-def _moments(sums, count, n, mean, std):
-    """mean and standard deviation (over networks, n − 1 in the denominator) of each entry."""
-    nrec = sums.shape[1]
-    for j in range(nrec):
+def _means(sums, count, n, mean):
+    """mean[j, a, b] = the exact sum of entry (a, b) over the networks, / count."""
+    for j in range(sums.shape[1]):
         p = 0
         for a in range(n):
             for b in range(a + 1):
-                s1 = _to_float(sums[0, j, p])
-                s2 = _to_float(sums[1, j, p])
-                m = s1 / count
-                var = (s2 - s1 * m) / (count - 1) if count > 1 else math.nan
-                sd = math.sqrt(var) if var > 0.0 else (0.0 if var == 0.0 or count > 1 else math.nan)
+                m = _to_float(sums[0, j, p]) / count
                 mean[j, a, b] = m
                 mean[j, b, a] = m
-                std[j, a, b] = sd
-                std[j, b, a] = sd
                 p += 1
 
 
 def _kernel_moments(sums, count, n):
+    """Mean and standard deviation over the networks (n − 1 in the denominator; NaN for one
+    network) of each entry; the variance from the exact sums, (N S₂ − S₁²)/(N (N − 1)), in integer
+    arithmetic: no cancellation."""
     mean = np.empty((sums.shape[1], n, n))
-    std = np.empty_like(mean)
-    _moments(sums, count, n, mean, std)
-    if count > 1:  # the variance from the exact sums: (N S₂ − S₁²) / (N (N − 1)), no cancellation
+    std = np.full_like(mean, np.nan)
+    _means(sums, count, n, mean)
+    if count > 1:
         scale = 1 << exactsum.OFFSET
         den = count * (count - 1) * scale * scale
         for j in range(sums.shape[1]):
@@ -144,8 +140,7 @@ def _kernel_moments(sums, count, n):
             for a in range(n):
                 for b in range(a + 1):
                     s1, s2 = exactsum.to_int(sums[0, j, p]), exactsum.to_int(sums[1, j, p])
-                    sd = math.sqrt(max(0, count * s2 * scale - s1 * s1) / den)
-                    std[j, a, b] = std[j, b, a] = sd
+                    std[j, a, b] = std[j, b, a] = math.sqrt(max(0, count * s2 * scale - s1 * s1) / den)
                     p += 1
     return mean, std
 
