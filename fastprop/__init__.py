@@ -6,7 +6,9 @@ Mean field (infinite width): :func:`length_map`, :func:`correlation_map`,
 al. 2017; see ``DESIGN.md`` and the module docs of :mod:`fastprop.meanfield`.
 
 Finite width: :func:`simulate_chains` (Monte-Carlo laws of ‖x_ℓ‖, exact
-:mod:`~fastprop.chains.exact` laws) and resumable :mod:`~fastprop.run.checkpoint` runs.
+:mod:`~fastprop.chains.exact` laws), resumable :mod:`~fastprop.run.checkpoint` runs,
+:func:`simulate_jacobians` (singular values and Lyapunov spectra of the input–output Jacobian)
+and :func:`simulate_kernels` (empirical NNGP and NTK kernels).
 
 Layout: shared maths (:mod:`fastprop.activations`, :mod:`fastprop.quadrature`,
 :mod:`fastprop.special`); one subpackage per engine (:mod:`fastprop.meanfield`,
@@ -19,6 +21,7 @@ from . import plot
 from ._version import __version__
 from .activations import ACTIVATIONS, Activation, activation, register_activation
 from .chains import ChainResult, TailEstimate, exact, simulate_chains
+from .jacobians import JacobianResult, simulate_jacobians
 from .kernels import EmpiricalKernels, KernelResult, nngp, simulate_kernels
 from .meanfield import MeanFieldGrid, Status, correlation_map, edge_of_chaos, length_map, meanfield_grid
 from .run import checkpoint, distributed
@@ -41,6 +44,8 @@ __all__ = [
     "ChainResult",
     "TailEstimate",
     "exact",
+    "simulate_jacobians",
+    "JacobianResult",
     "jacobian_moments",
     "jacobian_spectrum",
     "JacobianSpectrum",

@@ -375,3 +375,41 @@ def empirical_kernels(phi, X, width, depth, sw, sb, seed, index, rec, eps=1e-30)
         G = np.array(grads)  # parameters × inputs
         T.append(G.T @ G)
     return np.array(K), np.array(T)
+
+
+def network_log_singular_values(phi, dphi, width, depth, sw, sb, seed, index, x0, layers, rms=False, dps=90):
+    """log s_i(J_ℓ) (largest first) of chain ``index``'s input–output Jacobian at ``layers``, slowly
+    and plainly: every weight matrix drawn whole from stream (seed, index) in the dense order (W_ℓ
+    row by row, then b_ℓ when σ_b > 0), the forward pass by NumPy matrix products, and
+    J_ℓ = Π (P_ℓ) D_ℓ W_ℓ (P_ℓ the RMS normalisation's derivative) multiplied and decomposed by
+    mpmath at ``dps`` digits, so that singular values hundreds of decades apart come out right."""
+    import mpmath as mp
+
+    d = width
+    draw = _stream_normals(seed, index)
+    x = np.array(x0, dtype=float)
+    out = {}
+    with mp.workdps(dps):
+        J = mp.eye(d)
+        for ell in range(1, depth + 1):
+            W = draw(d * d).reshape(d, d)
+            b = sb * draw(d) if sb > 0 else np.zeros(d)
+            h = (sw / math.sqrt(d)) * (W @ x) + b
+            x = phi(h)
+            D = dphi(h)
+            A = mp.matrix(d, d)
+            for i in range(d):
+                for j in range(d):
+                    A[i, j] = mp.mpf(float(D[i])) * (mp.mpf(sw) / mp.sqrt(d)) * mp.mpf(float(W[i, j]))
+            J = A * J
+            if rms:
+                nrm = float(np.linalg.norm(x))
+                xh = mp.matrix([mp.mpf(float(v)) for v in x]) / mp.sqrt(sum(mp.mpf(float(v)) ** 2 for v in x))
+                P = (mp.eye(d) - xh * xh.T) * (mp.sqrt(d) / mp.sqrt(sum(mp.mpf(float(v)) ** 2 for v in x)))
+                J = P * J
+                x = x * (math.sqrt(d) / nrm)
+            if ell in layers:
+                s = mp.svd_r(J, compute_uv=False)
+                out[ell] = sorted((float(mp.log(v)) if v > mp.mpf(10) ** (-dps + 10) * mp.norm(J) else -math.inf
+                                   for v in s), reverse=True)  # fmt: skip
+    return out

@@ -175,6 +175,24 @@ def test_edge_of_chaos_agrees_with_the_cpu(name):
     assert_same_values(w_gpu, w_cpu, rel=1e-13)
 
 
+@needs_cuda
+@pytest.mark.parametrize(
+    "method, act, weights, rms",
+    [("rotated", "tanh", "gaussian", False), ("dense", "relu", "orthogonal", False),
+     ("triangular", "linear", "gaussian", False), ("rotated", "linear", "gaussian", True)],  # fmt: skip
+)
+def test_jacobians_on_the_gpu_are_the_cpu_result(method, act, weights, rms):
+    kw = dict(width=4, depth=6, n_chains=70, activation=act, sigma_w=1.3, sigma_b=0.0 if act == "linear" else 0.1,
+              weights=weights, method=method, rms_norm=rms, layers=[0, 3, 6], seed=5, keep_values=True,
+              batch_size=32)  # fmt: skip
+    gpu = fp.simulate_jacobians(target="cuda", **kw)
+    cpu = fp.simulate_jacobians(target="cpu", **kw)
+    if SIMULATED:
+        assert gpu.identical(cpu)
+    else:  # libdevice's log, exp and sqrt may differ from the CPU's in the last ulp
+        np.testing.assert_allclose(gpu.stats.norms, cpu.stats.norms, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.skipif(USABLE, reason="a CUDA device (or the simulator) is usable here")
 def test_cuda_without_a_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="needs a usable NVIDIA GPU"):
@@ -271,9 +289,9 @@ COMPILER, NO_COMPILER = _compiler_status()
 @pytest.mark.parametrize("name", fp.ACTIVATIONS)
 def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     """What the simulator only interprets, compiled to PTX for an H100 (sm_90):
-    the grid and edge kernels and the chain kernels (float64 and float32) of every
-    built-in activation, and the statistics kernels. Runs wherever numba-cuda and its NVVM are
-    installed, with or without a GPU; CI sets FASTPROP_REQUIRE_NVVM=1 so that it
+    the grid and edge kernels, the chain kernels (float64 and float32), the Jacobian chain kernel
+    and the NNGP kernel of every built-in activation, and the statistics kernels. Runs wherever
+    numba-cuda and its NVVM are installed, with or without a GPU; CI sets FASTPROP_REQUIRE_NVVM=1 so that it
     cannot pass by skipping."""
     if not COMPILER:
         pytest.fail(NO_COMPILER)
@@ -283,6 +301,7 @@ def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     from numba import boolean, float64, int8, int64
 
     from fastprop.chains import cuda as chains_cuda
+    from fastprop.jacobians import cuda as jacobians_cuda
     from fastprop.kernels import cuda as kernels_cuda
     from fastprop.kernels.nngp import layer_kernels
     from fastprop.meanfield import cuda as meanfield_cuda
@@ -303,11 +322,13 @@ def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     chain_sig = (a2, i64[:], i64, i64, uint64, i64, float64, float64, a1, i64, *flags, float64, float64)
     for dtype in ("float64", "float32"):
         kernels.append((chains_cuda._chain_kernel(act, 10, True, False, dtype), chain_sig))
+    jac_sig = (a2, i64[:], i64, i64, uint64, i64, float64, float64, a1, i64, boolean, boolean, a1, a1, boolean)
+    kernels.append((jacobians_cuda._kernel(act, 6, name == "linear"), jac_sig))
     a3 = float64[:, :, :]
     kernels.append((kernels_cuda._kernel(layer_kernels(act, "cpu")),
                     (i64, i64, a2, a2, a3, float64, float64, boolean, i64[:], a3, a3, uint8[:])))  # fmt: skip
     if name == "linear":
-        update, normalize = chains_cuda._stats_kernels()
+        update, normalize = chains_cuda.stats_kernels()
         i2 = i64[:, :]
         kernels += [
             (update, (a2, i64, a1, i2, i64[:], i64[:], i64[:], i2, i2, i64[:, :, :], i64[:])),

@@ -72,6 +72,12 @@ def test_chains_equal_the_local_run(client, kwargs):
     assert len(client.nthreads()) == 2
 
 
+def test_jacobians_equal_the_local_run(client):
+    kw = dict(width=4, depth=5, activation="tanh", sigma_w=1.4, sigma_b=0.2, layers=[2, 5], seed=3, first_chain=9)
+    r = fp.simulate_jacobians(n_chains=3001, client=client, **kw)
+    assert r.identical(fp.simulate_jacobians(n_chains=3001, target="cpu", **kw))
+
+
 def test_cli_scheduler_option(client, tmp_path):
     from fastprop.cli import main
 

@@ -67,7 +67,9 @@ def _chain_kernel(act, d, dense, ortho, dtype="float64"):
     return run
 
 
-def _stats_kernels():
+def stats_kernels():
+    """(update, normalize): fold a batch of recorded log-values (slots × chains) into the statistics
+    with atomics, and normalise the exact sums; shared with :mod:`fastprop.jacobians.cuda`."""
     k = _CACHE.get("cuda-stats")
     if k is not None:
         return k
@@ -124,7 +126,7 @@ def run_batches(
 ):  # fmt: skip
     """Simulate chains [first, first + n) on the GPU in batches, folding into ``result``."""
     run = _chain_kernel(act, d, code == DENSE, ortho, dtype)
-    update, normalize = _stats_kernels()
+    update, normalize = stats_kernels()
     ns = result.layers.size
     d_out = cuda.device_array((ns, batch))
     d_rec, d_x0, d_tlog = (cuda.to_device(np.ascontiguousarray(a)) for a in (rec, x0, tlog))
@@ -137,7 +139,7 @@ def run_batches(
             d_out, d_rec, first + done, nb, np.uint64(seed), L, sw, sb, d_x0, code, ortho, tracked, rms, pos_sq, neg_sq
         )
         update[(blocks, ns), THREADS](d_out, nb, d_tlog, *(dev[k] for k in COUNTS))
-        normalize[1, max(32, 3 * ns)](dev["sums"])
+        normalize[max(1, (3 * ns + 255) // 256), 256](dev["sums"])
         if keep_norms:
             result.norms[:, done : done + nb] = d_out.copy_to_host()[:, :nb]
         done += nb

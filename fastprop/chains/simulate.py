@@ -319,22 +319,33 @@ def _run_batches_cpu(
     run = chain_kernel(act, tgt, dtype)
     update = stats_kernel(tgt)
     stats = [getattr(result, k) for k in COUNTS]
-    timed = batch < 0  # no batch_size given: batches of about BATCH_SECONDS, so Ctrl-C works within seconds
+
+    def step(done, nb):
+        out = np.empty((result.layers.size, nb))
+        run(out, rec, first + done, nb, np.uint64(seed), d, L, sw, sb, x0, code, ortho, tracked, rms, pos_sq, neg_sq,
+            n_chunks(nb, tgt))  # fmt: skip
+        update(out, nb, tlog, *stats)
+        if keep_norms:
+            result.norms[:, done : done + nb] = out
+
+    timed_batches(tgt, n, batch, step, bar)
+
+
+def timed_batches(tgt, n, batch, step, bar):
+    """Call ``step(done, nb)`` for consecutive batches of n items. A negative ``batch`` sizes them
+    by time (``BATCH_SECONDS``, at most −batch; :data:`BATCH_SECONDS`), so a KeyboardInterrupt
+    takes effect within seconds; results do not depend on the sizes."""
+    timed = batch < 0
     cap = -batch if timed else batch
     nb_next = min(first_timed_batch(tgt), cap) if timed else batch
     done = 0
     while done < n:
         nb = min(nb_next, n - done)
-        out = np.empty((result.layers.size, nb))
         t0 = time.perf_counter()
-        run(out, rec, first + done, nb, np.uint64(seed), d, L, sw, sb, x0, code, ortho, tracked, rms, pos_sq, neg_sq,
-            n_chunks(nb, tgt))  # fmt: skip
-        update(out, nb, tlog, *stats)
+        step(done, nb)
         if timed and nb == nb_next:
             rate = nb / max(time.perf_counter() - t0, 1e-6)
             nb_next = int(min(max(1, rate * BATCH_SECONDS), 8 * nb, cap))
-        if keep_norms:
-            result.norms[:, done : done + nb] = out
         done += nb
         bar.advance(nb)
 

@@ -1,0 +1,270 @@
+r"""One Jacobian chain, and a batch of them on the CPU.
+
+A template (:mod:`fastprop.run.compile`): compiled per activation and target by
+:func:`fastprop.jacobians.simulate.chain_module`, which binds ``ev`` (φ, φ', φ''), ``preact``
+(the dense layer draw of :mod:`fastprop.chains.samplers`, float64) and ``PARALLEL``; not
+imported directly.
+
+Chain ``c`` under seed ``s`` runs the network of :func:`fastprop.simulate_chains` and carries
+J_ℓ = ∂x_ℓ/∂x_0 = D_ℓ W_ℓ ⋯ D_1 W_1 (D_ℓ = diag φ'(h_ℓ); with RMS normalisation each layer also
+contributes the normalisation's derivative (√d/‖x‖)(I − x̂x̂ᵀ)) as J_ℓ = Q_ℓ T_ℓ
+(:mod:`fastprop.jacobians.linalg`). Each step is a QR factorisation D_ℓ W_ℓ Q_{ℓ−1} = Q_ℓ R_ℓ
+with T_ℓ = R_ℓ T_{ℓ−1}. Where D_ℓ has zeros (a ReLU unit off, a saturated hard_tanh) the rank of
+the step is known exactly, and the factorisation keeps the exact zeros (``qr_known_rank``).
+
+Samplers (``method``):
+
+``DENSE``
+    Draws W_ℓ from the stream (s, c) exactly as the chains' dense sampler does (the same
+    numbers, the same forward arithmetic), so x_ℓ is chain c of ``simulate_chains``
+    (``method="dense"``) bit for bit, and forms W_ℓ Q_{ℓ−1}.
+``ROTATED``
+    Draws G_ℓ = W_ℓ Q_{ℓ−1} directly with those same numbers and sets h_ℓ = G_ℓ (Q_{ℓ−1}ᵀ x_{ℓ−1}) + b_ℓ.
+    Exact in law because Q_{ℓ−1} depends only on earlier layers and the law of W_ℓ (Gaussian
+    or Haar) is invariant under right multiplication by an orthogonal matrix; it saves the
+    d³ product.
+``TRIANGULAR``
+    Linear φ without normalisation: J_ℓ = W_ℓ ⋯ W_1 does not depend on x, and the QR factor of
+    the rotation-invariant W_ℓ Q_{ℓ−1} has independent entries: (σ_w/√d) χ_{d−i} on the
+    diagonal (i = 0 … d−1) and (σ_w/√d) N(0, 1) above it for Gaussian weights (Bartlett's
+    decomposition), σ_w I for orthogonal ones; Q_ℓ is Haar and independent of T_ℓ. Per layer:
+    d(d−1)/2 normals (row by row) then d χ² variates (i = 0 … d−1; χ²_k as a sum of k squared
+    normals for k ≤ 32, else a gamma variate): d² normals a layer for d ≤ 32.
+
+The direction stream (s, c + 2⁶³), which no chain uses, gives the random unit vector v of
+‖J_ℓ v‖ (d normals, normalised; drawn first) and, for ``TRIANGULAR`` only, a uniform unit vector
+in place of Q_ℓᵀ u at each recorded layer ℓ ≥ 1 (d normals each, in order): exact in law at each
+layer.
+
+Recorded at layer ``rec[j]`` into ``out[q · nrec + j, col]`` for the quantities ``q``
+(:data:`fastprop.jacobians.result.QUANTITIES`): log s_i(J_ℓ) (i = 0 … d−1, largest first), log |T_ii|
+(whose mean over chains, / ℓ, estimates the Lyapunov exponents), log ‖J_ℓᵀ u‖, log ‖J_ℓ v‖,
+log(s_2/s_1) and log of the effective rank (Σ s_i)²/Σ s_i².
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from fastprop.chains import rng
+from fastprop.chains.common import _log_norm
+from fastprop.jacobians import linalg as la
+from fastprop.run.borrow import borrowed
+from fastprop.run.compile import bound
+
+ev, preact, PARALLEL, CACHE = bound(__name__, "ev", "preact", "PARALLEL", "CACHE")
+
+DENSE, ROTATED, TRIANGULAR = 0, 1, 2
+M_, V_, T_, B_ = 0, 1, 2, 3  # the d × d work matrices
+TAU, SGN, PRE, W_, Y_, VD, LS, TMP, DI = 0, 1, 2, 3, 4, 5, 6, 7, 8  # the work vectors
+E_, BE, LIVE = 0, 1, 2  # the integer work vectors
+N_MATS, N_VECS, N_INTS = 4, 9, 3
+DIRECTION = np.uint64(1 << 63)
+"""Chain c's direction stream is the stream c + 2⁶³ (no chain index reaches it)."""
+
+
+@njit(cache=CACHE)
+def record(out, col, j, nrec, d, mats, vecs, ints, k, tau_pre, u, dst, draw_w):
+    """Write the recorded quantities of the current J = Q T into out[·, col] (module docstring)."""
+    That, V, B = mats[T_], mats[V_], mats[B_]
+    e, be, live = ints[E_], ints[BE], ints[LIVE]
+    ls, w, y = vecs[LS], vecs[W_], vecs[Y_]
+    la.log_singular_values(That, e, live, d, B, be, ls)
+    for i in range(d):
+        out[i * nrec + j, col] = ls[i]
+        out[(d + i) * nrec + j, col] = la.log_diagonal(That, e, live, i)
+    if draw_w:  # Q_ℓᵀ u is uniform on the sphere, independent of T_ℓ (TRIANGULAR)
+        rng.fill_normals(dst, w, d)
+        nrm = 0.0
+        for i in range(d):
+            nrm += w[i] * w[i]
+        nrm = 1.0 / math.sqrt(nrm)
+        for i in range(d):
+            w[i] *= nrm
+    else:
+        for i in range(d):
+            w[i] = u[i]
+        la.apply_qt(w, d, k, V, vecs[TAU], vecs[SGN], vecs[PRE], tau_pre)
+    out[2 * d * nrec + j, col] = la.log_norm_ttw(That, e, live, d, w, y)
+    out[(2 * d + 1) * nrec + j, col] = la.log_norm_tv(That, e, live, d, vecs[VD])
+    ratio, rank = la.log_ratio_and_rank(ls, d)
+    out[(2 * d + 2) * nrec + j, col] = ratio
+    out[(2 * d + 3) * nrec + j, col] = rank
+
+
+CHI2_BY_NORMALS = 32
+"""χ²_k for k up to this is a sum of k squared normals (faster than a gamma variate here)."""
+
+
+@njit(cache=CACHE)
+def triangular_step(st, Mt, z, d, sw, ortho):
+    """Mt ← the R factor of one linear layer by columns (module docstring, ``TRIANGULAR``): from the
+    stream, the d(d−1)/2 normals above the diagonal row by row, then for i = 0 … d−1 the variate
+    χ²_{d−i} (d − i normals squared and summed while d − i ≤ CHI2_BY_NORMALS, else a gamma
+    variate); for d ≤ CHI2_BY_NORMALS all d² normals are read in one go."""
+    for i in range(d):
+        for c in range(d):
+            Mt[c, i] = 0.0
+    if ortho:
+        for i in range(d):
+            Mt[i, i] = sw
+        return
+    s = sw / math.sqrt(d)
+    above = d * (d - 1) // 2
+    small = min(d, CHI2_BY_NORMALS)  # χ²_k for k ≤ small come from normals
+    rng.fill_normals(st, z, above if d > CHI2_BY_NORMALS else d * d)
+    p = 0
+    for i in range(d - 1):
+        for c in range(i + 1, d):
+            Mt[c, i] = s * z[p]
+            p += 1
+    for i in range(d):
+        k = d - i
+        if k > small:
+            g = rng.chi2_variate(st, k)
+        else:
+            if d > CHI2_BY_NORMALS:
+                rng.fill_normals(st, z, k)
+                p = 0
+            g = 0.0
+            for m in range(k):
+                g += z[p + m] * z[p + m]
+            p += k
+        Mt[i, i] = s * math.sqrt(g)
+
+
+@njit(cache=CACHE)
+def layer_step(st, x, h, z, q, a, d, sw, sb, method, ortho, rms, mats, vecs, k_old, tau_pre_old):
+    """One layer of a ``DENSE`` or ``ROTATED`` chain: x ← x_ℓ, and M ← D_ℓ W_ℓ Q_{ℓ−1} by columns (with
+    the normalisation's derivative under RMS, rotated so that its null row is row 0) factorised
+    in place. Returns (rank of the step, τ of its leading reflector or 0)."""
+    M, V = mats[M_], mats[V_]
+    tau, sgn, pre, dg = vecs[TAU], vecs[SGN], vecs[PRE], vecs[DI]
+    if method == ROTATED:
+        for i in range(d):
+            a[i] = x[i]
+        la.apply_qt(a, d, k_old, V, tau, sgn, pre, tau_pre_old)
+        preact(st, z, q, a, h, d, sw, sb, ortho)
+    else:
+        preact(st, z, q, x, h, d, sw, sb, ortho)
+    c = sw / math.sqrt(d)  # M is held by columns: M[j] is column j
+    for j in range(d):
+        for i in range(d):
+            M[j, i] = sw * q[j * d + i] if ortho else c * z[i * d + j]
+    if method == DENSE:  # row i of W Q is Qᵀ (row i of W)
+        row = vecs[TMP]
+        for i in range(d):
+            for j in range(d):
+                row[j] = M[j, i]
+            la.apply_qt(row, d, k_old, V, tau, sgn, pre, tau_pre_old)
+            for j in range(d):
+                M[j, i] = row[j]
+    k = 0
+    for i in range(d):
+        p, dp, _ = ev(h[i])
+        x[i] = p
+        dg[i] = dp
+        if dp != 0.0:
+            k += 1
+    for j in range(d):
+        for i in range(d):
+            M[j, i] *= dg[i]
+    tau_pre = 0.0
+    if rms:
+        logn = _log_norm(x, d)
+        if -math.inf < logn < math.inf:
+            r = math.exp(0.5 * math.log(d) - logn)  # the chains' arithmetic for x ← x/‖x‖_rms
+            inside = True  # x̂ in the range of D: the projection then lowers the rank by one
+            for i in range(d):
+                if dg[i] == 0.0 and x[i] != 0.0:
+                    inside = False
+            xh = vecs[TMP]
+            s = math.exp(-logn)
+            for i in range(d):
+                xh[i] = x[i] * s
+            tau_pre = la.householder_vector(xh, d, pre)
+            la.reflect_columns(M, d, pre, tau_pre)
+            for j in range(d):
+                M[j, 0] = 0.0  # H (I − x̂x̂ᵀ) = H − β e_0 x̂ᵀ: row 0 of H M gone
+                for i in range(d):
+                    M[j, i] *= r
+            for i in range(d):
+                x[i] *= r
+            if inside and k > 0:
+                k -= 1
+    la.qr_known_rank(M, d, k, V, tau, sgn)
+    return k, tau_pre
+
+
+@njit(cache=CACHE)
+def jacobian_chain(st, dst, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, u, v, v_random, z, q, x, h, a, mats,
+                   vecs, ints):  # fmt: skip
+    """Chain ``col`` (streams ``st`` and ``dst`` set to (s, c) and (s, c + 2⁶³)): its recorded
+    quantities into out[:, col] (module docstring)."""
+    nrec = rec.shape[0]
+    vd = vecs[VD]
+    if v_random:
+        rng.fill_normals(dst, vd, d)
+        nrm = 0.0
+        for i in range(d):
+            nrm += vd[i] * vd[i]
+        nrm = 1.0 / math.sqrt(nrm)
+        for i in range(d):
+            vd[i] *= nrm
+    else:
+        for i in range(d):
+            vd[i] = v[i]
+    la.identity_triangle(mats[T_], ints[E_], ints[LIVE], d)
+    for i in range(d):
+        x[i] = x0[i]
+    k = 0  # Q_0 = I: no reflectors
+    tau_pre = 0.0
+    for i in range(d):
+        vecs[SGN, i] = 1.0
+    j = 0
+    if rec[0] == 0:
+        record(out, col, 0, nrec, d, mats, vecs, ints, k, tau_pre, u, dst, False)
+        j = 1
+    for ell in range(1, L + 1):
+        if method == TRIANGULAR:
+            triangular_step(st, mats[M_], z, d, sw, ortho)
+            k = d
+        else:
+            k, tau_pre = layer_step(st, x, h, z, q, a, d, sw, sb, method, ortho, rms, mats, vecs, k, tau_pre)
+        la.update_triangle(mats[M_], mats[T_], ints[E_], ints[LIVE], d, vecs[TMP])
+        if j < nrec and rec[j] == ell:
+            record(out, col, j, nrec, d, mats, vecs, ints, k, tau_pre, u, dst, method == TRIANGULAR)
+            j += 1
+
+
+@njit(parallel=PARALLEL, cache=CACHE)
+def run(out, rec, first, nb, seed, d, L, sw, sb, x0, method, ortho, rms, u, v, v_random, nchunks):
+    """Chains first … first + nb − 1 into out[:, 0 … nb − 1], ``nchunks`` ranges side by side
+    (each chain owns its streams, so threads change nothing)."""
+    for t in prange(nchunks):
+        chunk(t * nb // nchunks, (t + 1) * nb // nchunks, out, rec, first, seed, d, L, sw, sb, x0, method, ortho, rms,
+              u, v, v_random)  # fmt: skip
+
+
+@njit(cache=CACHE)
+def chunk(lo, hi, out, rec, first, seed, d, L, sw, sb, x0, method, ortho, rms, u, v, v_random):
+    """Chains first + lo … first + hi − 1 with one set of work arrays."""
+    st = np.empty(rng.STREAM_SIZE, np.uint64)
+    dst = np.empty(rng.STREAM_SIZE, np.uint64)
+    z = np.empty(d * d + d)
+    q = np.empty(d * d if ortho else 1)
+    x = np.empty(d)
+    h = np.empty(d)
+    a = np.empty(d)
+    mats = np.empty((N_MATS, d, d))
+    vecs = np.empty((N_VECS, d))
+    ints = np.empty((N_INTS, d), np.int64)
+    # no reference counts on the views the chain takes (fastprop.run.borrow)
+    st, dst, z, q, x, h, a, mats, vecs, ints = borrowed((st, dst, z, q, x, h, a, mats, vecs, ints))
+    out, rec, x0, u, v = borrowed((out, rec, x0, u, v))
+    for i in range(lo, hi):
+        rng.stream_init(st, seed, first + i)
+        rng.stream_init(dst, seed, np.uint64(first + i) + DIRECTION)
+        jacobian_chain(st, dst, out, i, rec, L, d, sw, sb, x0, method, ortho, rms, u, v, v_random, z, q, x, h, a, mats,
+                       vecs, ints)  # fmt: skip

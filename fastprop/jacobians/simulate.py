@@ -1,0 +1,237 @@
+"""``simulate_jacobians``: the input–output Jacobians of finite-width random networks."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from numba import get_num_threads
+
+from .. import _validate
+from .._version import __version__
+from ..activations import activation as _activation
+from ..chains import exactsum
+from ..chains.common import NBINS, WEIGHTS
+from ..chains.compiled import _samplers, stats_kernel
+from ..chains.result import COUNTS
+from ..chains.simulate import MAX_CHAINS, _batch, _choice, _input, _layers, _thresholds, timed_batches
+from ..run import resources as _resources
+from ..run import schedule
+from ..run.compile import specialise
+from ..run.progress import make as _progress
+from ..run.targets import check_target, n_chunks, resolve_target
+from .result import JacobianResult, empty_jacobian_result, quantities
+
+__all__ = ["simulate_jacobians"]
+
+METHODS = ("auto", "dense", "rotated", "triangular")
+CODES = {"dense": 0, "rotated": 1, "triangular": 2}
+_CACHE: dict = {}
+CLUSTER_MIN_CHAINS = 1 << 10
+"""The smallest range of chains worth a Dask task (a Jacobian chain costs about d/2 forward chains)."""
+
+
+def chain_module(act, target):
+    """The compiled template :mod:`fastprop.jacobians.chain` of an activation ("cpu" or "parallel"
+    for its batch kernel; its chain function serves every target)."""
+    key = (act.fingerprint, target)
+    module = _CACHE.get(key)
+    if module is None:
+        samplers = _samplers(act, "float64")
+        module = _CACHE[key] = specialise(
+            "fastprop.jacobians.chain", f"jacobians-{act.name}-{target}",
+            f"{act.name}:{act.fingerprint}:{target}:{samplers.__name__}",
+            {"ev": act.eval3, "preact": samplers.dense_preact, "PARALLEL": target == "parallel"},
+            shared=act.portable,
+        )  # fmt: skip
+    return module
+
+
+def is_identity(act):
+    """Whether φ is the identity (then J does not depend on the inputs or biases)."""
+    return act.homogeneous and tuple(act.eval3(1.0)[:2]) == (1.0, 1.0) and tuple(act.eval3(-1.0)[:2]) == (-1.0, 1.0)
+
+
+def _unit(vec, name, d):
+    """A unit vector of shape (d,) (``vec`` normalised), or None."""
+    if vec is None:
+        return None
+    w = _validate.real_array(vec, name)
+    if w.shape != (d,):
+        raise ValueError(f"{name} must have shape (width,) = ({d},), got {w.shape}")
+    nrm = float(np.linalg.norm(w))
+    if not nrm > 0:
+        raise ValueError(f"{name} must be a non-zero vector")
+    return np.ascontiguousarray(w / nrm)
+
+
+def simulate_jacobians(width=10, depth=100, n_chains=10**4, activation="linear", sigma_w=1.0, sigma_b=0.0,
+                       weights="gaussian", method="auto", layers=None, thresholds=(0.01, 10.0), seed=0, first_chain=0,
+                       target="auto", client=None, *, rms_norm=False, x0=None, u=None, v=None, keep_values=False,
+                       batch_size=None, progress=False) -> JacobianResult:  # fmt: skip
+    r"""Simulate the input–output Jacobians J_ℓ = ∂x_ℓ/∂x_0 = D_ℓ W_ℓ ⋯ D_1 W_1 of ``n_chains``
+    random networks (D_ℓ = diag φ'(h_ℓ)) and collect, at each recorded layer, the law of every
+    singular value, the Lyapunov spectrum, the gradient norms and the rank-collapse measures.
+
+    Chain c under ``seed`` is the network of :func:`fastprop.simulate_chains` (DESIGN §1): with
+    ``method="dense"`` it reads the same stream with the same arithmetic, so its x_ℓ is chain c of
+    ``simulate_chains(method="dense")`` bit for bit; the other samplers are exact in law
+    (:mod:`fastprop.jacobians.chain`). The product is carried in QR form J_ℓ = Q_ℓ T_ℓ
+    (Benettin's method) with power-of-two row scales, so any depth neither overflows nor
+    underflows; the singular values are those of T_ℓ by one-sided Jacobi on the scaled rows,
+    accurate to a few ulps relative to each singular value even when they span hundreds of decades
+    (:mod:`fastprop.jacobians.linalg`), not the diagonal of T_ℓ (which only agrees in the limit).
+
+    Parameters
+    ----------
+    width, depth, n_chains, activation, sigma_w, sigma_b, weights, layers, seed, first_chain
+        As for :func:`fastprop.simulate_chains`.
+    method : {"auto", "dense", "rotated", "triangular"}
+        "dense": every weight drawn, the same networks as ``simulate_chains``; "rotated": W_ℓ Q_{ℓ−1}
+        drawn directly (exact in law, saves a d³ product a layer); "triangular": linear φ without
+        RMS normalisation only, the QR factor of each layer drawn directly (χ on the diagonal,
+        normals above; d²/2 normals a layer). "auto": "triangular" where it applies, else "rotated".
+    thresholds : sequence of float > 0
+        t with exact counts of each quantity > t and < t (``result.law(q).tail_probability``).
+    target : {"auto", "cpu", "parallel", "cuda"}
+        Results do not depend on it (on a real GPU, up to last-ulp differences of its libdevice
+        math, as for the chains).
+    client : dask.distributed.Client or str, optional
+        Consecutive chain ranges on a Dask cluster, merged exactly.
+    rms_norm : bool
+        x ← x/‖x‖_rms after every layer, and J includes the normalisation's derivative
+        (√d/‖x‖)(I − x̂x̂ᵀ): its rank is then at most d − 1, so s_d = 0 exactly.
+    x0 : array of shape (width,), optional
+        The input; default (1, …, 1)/√d.
+    u : array of shape (width,), optional
+        The output direction of the backward norm ‖J_ℓᵀ u‖ (normalised; default (1, …, 1)/√d).
+    v : array of shape (width,), optional
+        The input direction of ‖J_ℓ v‖ (normalised); default a uniformly random unit vector per
+        chain, from the chain's direction stream (seed, c + 2⁶³).
+    keep_values : bool
+        Keep every recorded log-value (slots × chains) in ``result.stats.norms``.
+    batch_size : int, optional
+        Chains per batch; results do not depend on it.
+    progress : bool or tqdm bar
+
+    Returns
+    -------
+    JacobianResult
+        ``law(q)`` for each quantity q of :func:`fastprop.jacobians.quantities`,
+        ``mean_log_singular_values(layer)``, ``lyapunov(layer)``, ``merge``, ``save``/``load``.
+
+    Example
+    -------
+    >>> import fastprop as fp
+    >>> r = fp.simulate_jacobians(width=10, depth=100, n_chains=10**4, layers=[10, 100])
+    >>> lam, lo, hi = r.lyapunov()          # the Lyapunov spectrum of Gaussian products
+    """
+    d = _validate.positive_int(width, "width")
+    L = _validate.positive_int(depth, "depth", low=0)
+    n = _validate.positive_int(n_chains, "n_chains")
+    first = _validate.positive_int(first_chain, "first_chain", low=0)
+    seed = _validate.positive_int(seed, "seed", low=0)
+    if seed >= 1 << 64:
+        raise ValueError(f"seed must be < 2**64, got {seed}")
+    if first + n > MAX_CHAINS:
+        raise ValueError(f"first_chain + n_chains must be ≤ 2**63, got {first + n}")
+    act = _activation(activation)
+    _ = act.fingerprint
+    sw = _validate.real_scalar(sigma_w, "sigma_w", low=0.0)
+    sb = _validate.real_scalar(sigma_b, "sigma_b", low=0.0)
+    weights = _choice(weights, "weights", WEIGHTS)
+    method = _choice(method, "method", METHODS)
+    rms_norm = _validate.boolean(rms_norm, "rms_norm")
+    keep_values = _validate.boolean(keep_values, "keep_values")
+    linear = is_identity(act) and not rms_norm
+    if method == "triangular" and not linear:
+        raise ValueError("method='triangular' needs the linear activation without rms_norm (J must not depend on x)")
+    resolved = ("triangular" if linear else "rotated") if method == "auto" else method
+    rec = _layers(layers, L)
+    thr = _thresholds(thresholds)
+    check_target(target)
+    tgt = resolve_target(target) if client is None else target
+    x0v = _input(x0, d)
+    uv = _unit(u, "u", d)
+    uv = np.full(d, 1.0 / math.sqrt(d)) if uv is None else uv
+    vv = _unit(v, "v", d)
+    nslots = len(quantities(d)) * rec.size
+    batch = _batch(batch_size, n, nslots)
+    what = f"simulate_jacobians(width={d}, {rec.size} recorded layers{', keep_values' if keep_values else ''})"
+    _resources.require(_memory(d, nslots, n if keep_values else 0, abs(batch), tgt), what)
+    params = {"width": d, "depth": L, "activation": act.name, "activation_fingerprint": act.fingerprint,
+              "sigma_w": sw, "sigma_b": sb, "weights": weights, "method": resolved, "rms_norm": rms_norm,
+              "seed": seed, "x0": None if x0 is None else x0v.tolist(), "u": uv.tolist(),
+              "v": None if vv is None else vv.tolist(), "keep_norms": keep_values, "dtype": "float64"}  # fmt: skip
+    if client is not None:
+        kwargs = dict(width=d, depth=L, activation=schedule.activation_ref(act), sigma_w=sw, sigma_b=sb,
+                      weights=weights, method=resolved, layers=rec.tolist(), thresholds=thr.tolist(), seed=seed,
+                      rms_norm=rms_norm, x0=x0, u=uv, v=vv, keep_values=keep_values, batch_size=batch_size)  # fmt: skip
+        with schedule.cluster(client) as cl:
+            return _on_cluster(kwargs, first, n, target, cl, progress)
+    meta = {"fastprop_version": __version__, "target": tgt}
+    result = empty_jacobian_result(params, rec, thr, first, n, keep_values, meta)
+    args = (rec, seed, d, L, sw, sb, x0v, CODES[resolved], weights == "orthogonal", rms_norm, uv,
+            np.zeros(d) if vv is None else vv, vv is None)  # fmt: skip
+    if tgt == "cuda":
+        from .cuda import run_batches
+
+        batch = abs(batch)
+    else:
+        run_batches = functools.partial(_run_batches_cpu, tgt)
+    bar = _progress(progress, n, "chains", "chains")
+    try:
+        run_batches(result, act, batch, first, n, np.log(thr), keep_values, bar, *args)
+    finally:
+        bar.close()
+    return result
+
+
+def _memory(d, nslots, n_kept, batch, target):
+    """Bytes a run allocates: the statistics of every slot, kept values, one batch of values and each
+    thread's work space (five d × d matrices, about twenty vectors)."""
+    stats = nslots * (8 * (NBINS + 2) + 8 * 4 + 16 * 2 + 8 * 3 * exactsum.NLIMB)
+    threads = 1 if target == "cpu" else get_num_threads()
+    work = 0 if target == "cuda" else threads * 8 * (6 * d * d + 24 * d + 200)
+    return stats + 8 * nslots * (n_kept + batch + 1) + work
+
+
+def _run_batches_cpu(tgt, result, act, batch, first, n, tlog, keep, bar, rec, seed, d, L, sw, sb, x0, code, ortho, rms,
+                     u, v, v_random):  # fmt: skip
+    """Chains [first, first + n) on a CPU target, folded into ``result`` batch by batch."""
+    run = chain_module(act, tgt).run
+    update = stats_kernel(tgt)
+    stats = [getattr(result.stats, k) for k in COUNTS]
+    nslots = stats[0].shape[0]
+
+    def step(done, nb):
+        out = np.empty((nslots, nb))
+        run(out, rec, first + done, nb, np.uint64(seed), d, L, sw, sb, x0, code, ortho, rms, u, v, v_random,
+            n_chunks(nb, tgt))  # fmt: skip
+        update(out, nb, tlog, *stats)
+        if keep:
+            result.stats.norms[:, done : done + nb] = out
+
+    timed_batches(tgt, n, batch, step, bar)
+
+
+def _chain_range(kwargs, first, n, target):
+    """One unit of work on a Dask worker: chains [first, first + n)."""
+    return simulate_jacobians(n_chains=n, first_chain=first, target=target, **kwargs)
+
+
+def _on_cluster(kwargs, first, n, target, client, progress):
+    ranges = schedule.split(n, CLUSTER_MIN_CHAINS, client)
+    parts = [None] * len(ranges)
+
+    def combine(i, res):
+        parts[i] = res
+
+    schedule.run_on_cluster(client, _chain_range, [(kwargs, first + a, b - a, target) for a, b in ranges],
+                            [b - a for a, b in ranges], combine, progress, "chains", "chains")  # fmt: skip
+    result = parts[0]
+    for p in parts[1:]:
+        result = result.merge(p)
+    result.meta["target"] = "+".join(sorted({p.meta["target"] for p in parts}))
+    return result
