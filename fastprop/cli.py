@@ -234,6 +234,28 @@ def _parser():
     _common(
         k, "fastprop_kernel.npz", seed_help="seed of the random networks (default 0)", out_help="result file, .npz"
     )
+    j = sub.add_parser(
+        "jacobian",
+        help="finite-width input–output Jacobians: singular values and rank collapse against depth, Lyapunov spectra",
+        description="Random networks of --width units (fp.simulate_jacobians): for the first activation, the laws "
+        "(median and 10–90 %% band) of every log singular value of J_l = dx_l/dx_0 against depth, and s_2/s_1 "
+        "against depth with and without RMS normalisation (the collapse of products of matrices towards rank "
+        "one); for every activation, the Lyapunov spectrum (lambda_i = E log|T_ii| / L from the QR method, with "
+        "95 %% intervals; conditioned on |T_ii| > 0 where a ReLU network lost directions exactly). sigma_w on "
+        "the edge of chaos (chi_1 = 1) unless --sigma-w is given. Writes the curves "
+        "(.npz) and the figure.",
+    )
+    j.add_argument("--activation", nargs="+", default=["tanh", "relu", "erf", "linear"],
+                   help="(default: tanh relu erf linear; singular values and s2/s1 for the first)")  # fmt: skip
+    j.add_argument("--width", type=int, default=10, help="(default: 10)")
+    j.add_argument("--depth", type=int, default=100, help="(default: 100)")
+    j.add_argument("--chains", type=int, default=4000, help="random networks per run (default: 4000)")
+    j.add_argument("--weights", choices=["gaussian", "orthogonal"], default="gaussian")
+    j.add_argument("--sigma-b", type=float, default=0.05, help="bias standard deviation (default: 0.05)")
+    j.add_argument("--sigma-w", type=float, default=None, help="weight standard deviation (default: the edge of chaos)")
+    _common(
+        j, "fastprop_jacobian.npz", seed_help="seed of the random networks (default 0)", out_help="result file, .npz"
+    )
     sub.add_parser("info", help="version, usable targets, threads, GPU, kernel cache and library versions")
     c = sub.add_parser(
         "cache",
@@ -266,6 +288,7 @@ _RESULT_EXTENSIONS = {
     "edge": (".csv",),
     "spectrum": (".npz",),
     "kernel": (".npz",),
+    "jacobian": (".npz",),
 }
 
 
@@ -519,6 +542,63 @@ def _kernel(args):
         print(f"wrote {png}")
 
 
+def _jacobian(args):
+    import fastprop as fp
+    from fastprop import plot
+    from fastprop.run.files import save_npz
+
+    if args.width < 2 or args.depth < 1 or args.chains < 2:
+        raise _ArgError("--width must be ≥ 2, --depth ≥ 1 and --chains ≥ 2")
+    if not (0 <= args.sigma_b < math.inf) or (args.sigma_w is not None and not 0 < args.sigma_w < math.inf):
+        raise _ArgError("--sigma-b must be finite and ≥ 0, --sigma-w finite and > 0")
+    seed = 0 if args.seed is None else args.seed
+    d, depth = args.width, args.depth
+    layers = sorted({0, depth} | {min(depth, round(depth * f)) for f in np.geomspace(0.01, 1, 12)})
+    quantiles = (0.1, 0.5, 0.9)
+    kw = dict(weights=args.weights, layers=layers, seed=seed, target=args.target, client=args.client,
+              progress=not args.quiet)  # fmt: skip
+    arrays = {"layers": np.array(layers)}
+    sigmas, spectra, laws, collapse = {}, {}, None, {}
+    print(f"width {d}, depth {depth}, {args.chains} networks each; Lyapunov exponents (natural log, ± 95 % interval)")
+    for k, act in enumerate(args.activation):
+        sw = args.sigma_w if args.sigma_w is not None else float(fp.edge_of_chaos(act, args.sigma_b, target="cpu"))
+        if not math.isfinite(sw):
+            raise _ArgError(f"{act} has no edge of chaos at sigma_b = {args.sigma_b:g}; give --sigma-w")
+        sigmas[act] = sw
+        r = fp.simulate_jacobians(d, depth, args.chains, act, sw, args.sigma_b, **kw)
+        lam, lo, hi = r.lyapunov(nonzero=True)
+        spectra[act] = (lam, lo, hi)
+        arrays[f"{act}_lyapunov"], arrays[f"{act}_lyapunov_ci"] = lam, np.stack([lo, hi])
+        top = ", ".join(f"{v:.4f}" for v in lam[:4])
+        lost = r.law("r1").zeros[-1] / r.n
+        note = f"; J = 0 in {lost:.1%} of the networks, λ conditioned on |T_ii| > 0" if lost else ""
+        print(f"{act:>10}  sigma_w {sw:.5f}  lambda_1..4 = {top}  (± {np.nanmax(hi - lo) / 2:.1g}{note})")
+        if k == 0:
+            laws = np.array([[r.law(f"s{i + 1}").quantile(quantiles, layer=ell) for ell in layers] for i in range(d)])
+            arrays[f"{act}_singular_value_quantiles"] = laws
+            for rms in (False, True):
+                rr = r if not rms else fp.simulate_jacobians(d, depth, args.chains, act, sw, args.sigma_b,
+                                                             rms_norm=True, **kw)  # fmt: skip
+                ratio = np.array([rr.law("s2/s1").quantile(quantiles, layer=ell) for ell in layers])
+                collapse[rms] = ratio
+                arrays[f"{act}_s2_over_s1_quantiles{'_rms' if rms else ''}"] = ratio
+    act0 = args.activation[0]
+    print(f"\n{act0}: median s_2/s_1 at depth {depth}: {collapse[False][-1][1]:.3g} without RMS normalisation, "
+          f"{collapse[True][-1][1]:.3g} with it")  # fmt: skip
+    info = {"format": "fastprop.jacobian_curves/1", "version": fp.__version__, "width": d, "depth": depth,
+            "chains": args.chains, "weights": args.weights, "sigma_b": args.sigma_b, "sigma_w": sigmas,
+            "quantiles": list(quantiles), "seed": seed}  # fmt: skip
+    if args.out:
+        save_npz(args.out, info, arrays)
+        print(f"wrote {args.out} (numpy.load: layers, <activation>_lyapunov [i], <activation>_lyapunov_ci "
+              f"[low/high, i], {act0}_singular_value_quantiles [i, layer, q], {act0}_s2_over_s1_quantiles[_rms] "
+              "[layer, q])")  # fmt: skip
+    png = _png(args)
+    if png:
+        plot.jacobian_figure(layers, laws, collapse, spectra, sigmas, args.sigma_b, act0, d, path=png)
+        print(f"wrote {png}")
+
+
 def _tail_request(args):
     given = {k: getattr(args, k) for k in _TAIL_DEFAULTS if getattr(args, k) is not None}
     if args.resume:
@@ -744,7 +824,7 @@ def main(argv=None):
 
         with connect(getattr(args, "scheduler", None)) as args.client:
             commands = {"grid": _grid, "edge": _edge, "tail": _tail, "spectrum": _spectrum, "kernel": _kernel,
-                        "info": _info, "cache": _cache}  # fmt: skip
+                        "jacobian": _jacobian, "info": _info, "cache": _cache}  # fmt: skip
             rc = commands[args.command](args)
     except (_ArgError, ValueError, TypeError, ImportError, ConnectionError) as exc:
         return _fail(args, exc, 2)

@@ -15,7 +15,8 @@ import numpy as np
 
 from .run.files import atomic_write
 
-__all__ = ["phase_diagram", "edge_curves", "tail_histograms", "singular_value_densities", "kernel_figure"]
+__all__ = ["phase_diagram", "edge_curves", "tail_histograms", "singular_value_densities", "kernel_figure",
+           "jacobian_figure"]  # fmt: skip
 
 
 def _figure(nrows, ncols, size, margins=None):
@@ -298,6 +299,52 @@ def kernel_figure(maps, depths, sigma_w, sigma_b, activation, theta, nngp, ntk, 
     a.legend(fontsize=7)
     for i in range(3, ncols):
         ax[1, i].set_visible(False)
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def jacobian_figure(layers, laws, collapse, spectra, sigma_w, sigma_b, activation, width, path=None):
+    """Left: the laws of log10 s_i(J_ℓ) against depth for ``activation`` (``laws[i, ℓ]``: the 10 %,
+    50 % and 90 % quantiles of s_i at ``layers[ℓ]``). Middle: s_2/s_1 against depth without and with
+    RMS normalisation (``collapse[rms][ℓ]``: its three quantiles). Right: the Lyapunov spectra
+    λ_1 … λ_d of each activation (``spectra``: activation → (λ, low, high)) at its σ_w."""
+    fig, ax = _figure(1, 3, (14.0, 4.4))
+    ell = np.asarray(layers, dtype=float)
+    a = ax[0, 0]
+    colours = _depth_colours(width)
+    with np.errstate(divide="ignore"):
+        for i in range(width):
+            q = np.log10(laws[i])
+            a.fill_between(ell, q[:, 0], q[:, 2], color=colours[i], alpha=0.2, lw=0)
+            a.plot(ell, q[:, 1], color=colours[i], lw=1.3, label=f"s_{i + 1}" if i in (0, width - 1) else None)
+    a.set_xlabel("depth ℓ")
+    a.set_ylabel("log10 s_i(J_ℓ): median, 10–90 %")
+    a.set_title(f"{activation}, width {width}, σ_w = {sigma_w[activation]:.4g}, σ_b = {sigma_b:g}", fontsize=9)
+    a.grid(alpha=0.3)
+    a.legend(fontsize=7)
+    a = ax[0, 1]
+    for rms, col in ((False, "C3"), (True, "C0")):
+        q = np.log10(collapse[rms])
+        a.fill_between(ell, q[:, 0], q[:, 2], color=col, alpha=0.2, lw=0)
+        a.plot(ell, q[:, 1], color=col, lw=1.5, label="RMS normalisation" if rms else "plain")
+    a.set_xlabel("depth ℓ")
+    a.set_ylabel("log10 s_2/s_1: median, 10–90 %")
+    a.set_title(f"{activation}: collapse towards rank one", fontsize=9)
+    a.grid(alpha=0.3)
+    a.legend(fontsize=7)
+    a = ax[0, 2]
+    for k, (act, (lam, lo, hi)) in enumerate(spectra.items()):
+        i = np.arange(1, lam.size + 1)
+        fin = np.isfinite(lam)
+        a.errorbar(i[fin], lam[fin], yerr=[lam[fin] - lo[fin], hi[fin] - lam[fin]], fmt="o-", ms=3, lw=1,
+                   capsize=2, color=f"C{k}", label=f"{act} (σ_w = {sigma_w[act]:.3g})")  # fmt: skip
+    a.axhline(0.0, color="0.5", lw=0.8)
+    a.set_xlabel("i")
+    a.set_ylabel("Lyapunov exponent λ_i (per layer)")
+    a.set_title(f"Lyapunov spectra, width {width}, σ_b = {sigma_b:g}", fontsize=9)
+    a.grid(alpha=0.3)
+    a.legend(fontsize=7)
     if path is not None:
         save_png(fig, path)
     return fig

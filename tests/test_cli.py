@@ -408,3 +408,26 @@ def test_kernel_writes_maps_and_finite_width_kernels_that_match_the_api(tmp_path
     assert_png(tmp_path / "k.png")
     bad = run("kernel", "--depth", "0", "--png", "none", "--out", str(tmp_path / "b.npz"), cwd=tmp_path)
     assert bad.returncode == 2 and "--depth" in bad.stderr
+
+
+def test_jacobian_writes_laws_and_lyapunov_spectra_that_match_the_api(tmp_path):
+    out = tmp_path / "j.npz"
+    args = ("--activation", "tanh", "relu", "--width", "3", "--depth", "12", "--chains", "300")
+    r = run("jacobian", *args, "--out", str(out), "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    data = np.load(out)
+    sw = fp.edge_of_chaos("relu", 0.05, target="cpu")
+    layers = data["layers"]
+    assert layers[0] == 0 and layers[-1] == 12
+    api = fp.simulate_jacobians(3, 12, 300, "relu", sw, 0.05, layers=layers.tolist())
+    lam, lo, hi = api.lyapunov(nonzero=True)
+    np.testing.assert_array_equal(data["relu_lyapunov"], lam)
+    np.testing.assert_array_equal(data["relu_lyapunov_ci"], np.stack([lo, hi]))
+    q = data["tanh_singular_value_quantiles"]
+    assert q.shape == (3, layers.size, 3) and np.allclose(q[:, 0, :], 1.0, rtol=0.05)  # J_0 = I (histogram bins)
+    assert np.all(np.diff(q[:, -1, 1]) < 0)  # medians of s_1 > s_2 > s_3
+    assert data["tanh_s2_over_s1_quantiles_rms"].shape == (layers.size, 3)
+    assert "tanh" in r.stdout and "relu" in r.stdout and "s_2/s_1" in r.stdout
+    assert_png(tmp_path / "j.png")
+    bad = run("jacobian", "--width", "1", "--png", "none", "--out", str(tmp_path / "b.npz"), cwd=tmp_path)
+    assert bad.returncode == 2 and "--width" in bad.stderr

@@ -94,6 +94,12 @@ def test_relu_jacobian_maps_the_input_to_the_output():
     # rank collapse: at width 6 some units are always off, so J is singular and s_6 = 0 exactly
     assert r.law("s6").zeros[-1] == n
     assert 0 < r.law("s1").zeros[-1] < n  # every unit of some layer off: J = 0
+    lam, lo, hi = r.lyapunov()
+    assert lam[0] == -math.inf and lam[-1] == -math.inf
+    lam, lo, hi = r.lyapunov(nonzero=True)  # over the chains that kept a direction
+    kept = values(r, "r1", L)
+    np.testing.assert_allclose(lam[0], kept[np.isfinite(kept)].mean() / L, rtol=1e-12)
+    assert lo[0] < lam[0] < hi[0] and np.isnan(lam[-1])
 
 
 @pytest.mark.parametrize(

@@ -97,12 +97,17 @@ class JacobianResult:
         s = self._slot(layer)
         return np.array([self.law(f"s{i + 1}").mean_log_norm(s - self.layers.size) for i in range(self.width)])
 
-    def lyapunov(self, layer=-1, level=0.95):
+    def lyapunov(self, layer=-1, level=0.95, nonzero=False):
         """The Lyapunov spectrum from the QR diagonals: λ_i ≈ E log |T_ii(J_ℓ)| / ℓ (Benettin et
         al. 1980), natural log, largest first, with a ``level`` confidence interval from the spread
-        over chains (normal approximation, z · std / √n / ℓ). Returns (λ, ci_low, ci_high) as
-        arrays of d. The estimate of λ_i = lim (1/L) E log s_i(J_L) has a bias O(1/ℓ) from the
-        initial transient: record a deep layer. −inf where chains have |T_ii| = 0."""
+        over chains (normal approximation, z · std / √m / ℓ over the m chains used). Returns (λ,
+        ci_low, ci_high) as arrays of d. The estimate of λ_i = lim (1/L) E log s_i(J_L) has a bias
+        O(1/ℓ) from the initial transient: record a deep layer.
+
+        Where some chains have |T_ii| = 0 (their Jacobian lost that direction exactly: every ReLU
+        unit of a layer off, or the RMS normalisation's projection) the exponent is −inf; with
+        ``nonzero=True`` it is conditioned on |T_ii| > 0 instead (the share of such chains is
+        ``law(f"r{i}").zeros``)."""
         s = self._slot(layer)
         ell = int(self.layers[s])
         if ell == 0:
@@ -110,16 +115,19 @@ class JacobianResult:
         level = _validate.real_scalar(level, "level", low=0.0, low_open=True)
         if not level < 1.0:
             raise ValueError(f"level must be in (0, 1), got {level!r}")
+        nonzero = _validate.boolean(nonzero, "nonzero")
         from scipy import stats
 
         z = stats.norm.isf((1.0 - level) / 2)
-        lam = np.empty(self.width)
-        half = np.empty(self.width)
+        lam = np.full(self.width, np.nan)
+        half = np.zeros(self.width)
+        j = s - self.layers.size
         for i in range(self.width):
             r = self.law(f"r{i + 1}")
-            lam[i] = r.mean_log_norm(s - self.layers.size) / ell
-            sd = r.std_log_norm(s - self.layers.size)
-            half[i] = z * sd / math.sqrt(self.n) / ell if math.isfinite(lam[i]) else 0.0
+            lam[i] = r.mean_log_norm(j, nonzero=nonzero) / ell
+            m = r._finite_count(s)
+            if math.isfinite(lam[i]) and m > 1:
+                half[i] = z * r.std_log_norm(j) / math.sqrt(m) / ell
         return lam, lam - half, lam + half
 
     # -------------------------------------------------------------- combine
