@@ -322,7 +322,7 @@ def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     chain_sig = (a2, i64[:], i64, i64, uint64, i64, float64, float64, a1, i64, *flags, float64, float64)
     for dtype in ("float64", "float32"):
         kernels.append((chains_cuda._chain_kernel(act, 10, True, False, dtype), chain_sig))
-    jac_sig = (a2, i64[:], i64, i64, uint64, i64, float64, float64, a1, i64, boolean, boolean, a1, a1, boolean)
+    jac_sig = (a2, i64[:], i64, i64, uint64, i64, float64, float64, a1, i64, *flags, a1, a1, boolean)
     kernels.append((jacobians_cuda._kernel(act, 6, name == "linear"), jac_sig))
     a3 = float64[:, :, :]
     kernels.append((kernels_cuda._kernel(layer_kernels(act, "cpu")),

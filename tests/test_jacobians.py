@@ -105,19 +105,24 @@ def test_relu_jacobian_maps_the_input_to_the_output():
 @pytest.mark.parametrize(
     "act, sw, sb, rms, L, d",
     [("linear", 1.0, 0.0, False, 60, 6), ("tanh", 1.6, 0.2, False, 40, 5), ("tanh", 1.2, 0.0, True, 30, 4),
-     ("relu", 1.5, 0.1, False, 20, 6)],  # fmt: skip
+     ("relu", 1.5, 0.1, False, 20, 6), ("erf", 3.0, 0.0, False, 10, 4), ("tanh", 50.0, 0.0, False, 2, 3)],  # fmt: skip
 )
 def test_singular_values_are_accurate_across_hundreds_of_decades(act, sw, sb, rms, L, d):
-    # against the explicit product in 90-digit arithmetic: the smallest singular values, ~1e-40
-    # of the largest for the linear chain, are as accurate as the largest
-    phi = {"linear": lambda h: h, "tanh": np.tanh, "relu": lambda h: np.maximum(h, 0.0)}[act]
-    dphi = {"linear": np.ones_like, "tanh": lambda h: 1 / np.cosh(h) ** 2, "relu": lambda h: (h > 0) * 1.0}[act]
+    # against the explicit product in 160-digit arithmetic: the smallest singular values, ~1e-40
+    # of the largest for the linear chain, are as accurate as the largest; with erf at σ_w = 3 or
+    # tanh at σ_w = 50, φ' spans tens of decades within a layer (rows sorted before each QR)
+    from scipy.special import erf
+
+    phi = {"linear": lambda h: h, "tanh": np.tanh, "relu": lambda h: np.maximum(h, 0.0),
+           "erf": lambda h: erf(math.sqrt(math.pi) / 2 * h)}[act]  # fmt: skip
+    dphi = {"linear": np.ones_like, "tanh": lambda h: 1 / np.cosh(h) ** 2, "relu": lambda h: (h > 0) * 1.0,
+            "erf": lambda h: np.exp(-math.pi * h * h / 4)}[act]  # fmt: skip
     x0 = np.cos(np.arange(d) + 0.5)
-    layers = [1, L // 2, L]
+    layers = sorted({1, L // 2, L})
     r = fp.simulate_jacobians(d, L, 3, act, sw, sb, method="dense", rms_norm=rms, x0=x0, layers=layers,
                               keep_values=True, seed=4, first_chain=11)  # fmt: skip
     for k in range(3):
-        ref = network_log_singular_values(phi, dphi, d, L, sw, sb, 4, 11 + k, x0, layers, rms)
+        ref = network_log_singular_values(phi, dphi, d, L, sw, sb, 4, 11 + k, x0, layers, rms, dps=160)
         for ell in layers:
             got = np.array([values(r, f"s{i + 1}", ell)[k] for i in range(d)])
             want = np.array(ref[ell])
@@ -219,3 +224,30 @@ def test_graded_jacobi_against_numpy_where_numpy_is_accurate():
         assert 0 < sweeps < 20
         want = np.log(np.linalg.svd(A, compute_uv=False)) + shift * math.log(2)
         np.testing.assert_allclose(out, want, rtol=0, atol=1e-13 * abs(shift))
+
+
+def test_homogeneous_networks_do_not_depend_on_the_input_scale():
+    # positively homogeneous φ, σ_b = 0: x is carried as a unit direction, so an input of norm
+    # 1e-200 (or tiny weights that would underflow x within 100 layers) changes nothing
+    x0 = np.cos(np.arange(8.0))
+    kw = dict(width=8, depth=60, n_chains=200, sigma_w=1e-3, layers=[40, 60], seed=2, method="dense")
+    for act in ("relu", "leaky_relu"):
+        a = fp.simulate_jacobians(activation=act, x0=x0, **kw)
+        b = fp.simulate_jacobians(activation=act, x0=x0 * 1e-200, **kw)
+        assert np.array_equal(a.law("s1").zeros, b.law("s1").zeros)
+        np.testing.assert_allclose(a.mean_log_singular_values(), b.mean_log_singular_values(), rtol=1e-12)
+    assert a.mean_log_singular_values()[0] < -400  # far below the smallest double, without underflow
+
+
+def test_extreme_inputs_give_values_not_crashes():
+    # a huge input saturates tanh (φ' = 0: J = 0); tiny norms under RMS normalisation; directions
+    # given with huge or tiny entries are the same directions
+    r = fp.simulate_jacobians(3, 3, 20, "tanh", x0=[1e308, -1e308, 1e308], target="cpu", seed=1)
+    assert r.law("s1").zeros[-1] == 20
+    r = fp.simulate_jacobians(4, 3, 20, "tanh", rms_norm=True, x0=np.full(4, 1e-310), seed=1)
+    assert r.law("s4").zeros[-1] == 20 and np.isfinite(r.mean_log_singular_values()[0])
+    a = fp.simulate_jacobians(3, 4, 5, "tanh", u=[1e300, 1e300, 0], v=[1e-170, 2e-170, 0], keep_values=True)
+    b = fp.simulate_jacobians(3, 4, 5, "tanh", u=[1, 1, 0], v=[1, 2, 0], keep_values=True)
+    assert a.identical(b)
+    _, beta = linalg.reflector(np.array([0.0, 1e-170, 1e-170]), 0, 3, np.zeros(3))
+    assert abs(abs(beta) / 1e-170 - math.sqrt(2)) < 1e-15

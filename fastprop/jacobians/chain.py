@@ -17,7 +17,9 @@ Samplers (``method``):
 ``DENSE``
     Draws W_ℓ from the stream (s, c) exactly as the chains' dense sampler does (the same
     numbers, the same forward arithmetic), so x_ℓ is chain c of ``simulate_chains``
-    (``method="dense"``) bit for bit, and forms W_ℓ Q_{ℓ−1}.
+    (``method="dense"``) bit for bit, and forms W_ℓ Q_{ℓ−1}. For positively homogeneous φ with
+    σ_b = 0 (and no RMS normalisation) x is carried as a unit direction, as the chains' tracked
+    sampler carries it: J does not depend on ‖x‖, and x then never overflows or underflows.
 ``ROTATED``
     Draws G_ℓ = W_ℓ Q_{ℓ−1} directly with those same numbers and sets h_ℓ = G_ℓ (Q_{ℓ−1}ᵀ x_{ℓ−1}) + b_ℓ.
     Exact in law because Q_{ℓ−1} depends only on earlier layers and the law of W_ℓ (Gaussian
@@ -57,9 +59,9 @@ ev, preact, PARALLEL, CACHE = bound(__name__, "ev", "preact", "PARALLEL", "CACHE
 
 DENSE, ROTATED, TRIANGULAR = 0, 1, 2
 M_, V_, T_, B_ = 0, 1, 2, 3  # the d × d work matrices
-TAU, SGN, PRE, W_, Y_, VD, LS, TMP, DI = 0, 1, 2, 3, 4, 5, 6, 7, 8  # the work vectors
-E_, BE, LIVE = 0, 1, 2  # the integer work vectors
-N_MATS, N_VECS, N_INTS = 4, 9, 3
+TAU, SGN, PRE, W_, Y_, VD, LS, TMP, DI, BUF = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9  # the work vectors
+E_, BE, LIVE, PERM, NPERM = 0, 1, 2, 3, 4  # the integer work vectors
+N_MATS, N_VECS, N_INTS = 4, 10, 5
 DIRECTION = np.uint64(1 << 63)
 """Chain c's direction stream is the stream c + 2⁶³ (no chain index reaches it)."""
 
@@ -85,7 +87,7 @@ def record(out, col, j, nrec, d, mats, vecs, ints, k, tau_pre, u, dst, draw_w):
     else:
         for i in range(d):
             w[i] = u[i]
-        la.apply_qt(w, d, k, V, vecs[TAU], vecs[SGN], vecs[PRE], tau_pre)
+        la.apply_qt(w, d, k, V, vecs[TAU], vecs[SGN], vecs[PRE], tau_pre, ints[PERM], vecs[BUF])
     out[2 * d * nrec + j, col] = la.log_norm_ttw(That, e, live, d, w, y)
     out[(2 * d + 1) * nrec + j, col] = la.log_norm_tv(That, e, live, d, vecs[VD])
     ratio, rank = la.log_ratio_and_rank(ls, d)
@@ -135,56 +137,84 @@ def triangular_step(st, Mt, z, d, sw, ortho):
 
 
 @njit(cache=CACHE)
-def layer_step(st, x, h, z, q, a, d, sw, sb, method, ortho, rms, mats, vecs, k_old, tau_pre_old):
-    """One layer of a ``DENSE`` or ``ROTATED`` chain: x ← x_ℓ, and M ← D_ℓ W_ℓ Q_{ℓ−1} by columns (with
-    the normalisation's derivative under RMS, rotated so that its null row is row 0) factorised
-    in place. Returns (rank of the step, τ of its leading reflector or 0)."""
+def layer_step(st, x, h, z, q, a, d, sw, sb, method, ortho, rms, tracked, mats, vecs, ints, k_old, tau_pre_old):
+    """One layer of a ``DENSE`` or ``ROTATED`` chain: x ← x_ℓ, and M ← D_ℓ W_ℓ Q_{ℓ−1} by columns,
+    its rows sorted by decreasing |φ'| (``la.sort_rows``; with RMS normalisation times the
+    normalisation's derivative, rotated so that its null row is row 0), factorised in place.
+    ``tracked`` (positively homogeneous φ, σ_b = 0, no RMS): x is kept a unit vector as the chains'
+    tracked sampler keeps it (J does not depend on ‖x‖), so it never overflows or underflows.
+    Returns (rank of the step, τ of its leading reflector or 0, a power of two by which the
+    factorised step is to be multiplied: the RMS scale √d/‖x‖ beyond the doubles)."""
     M, V = mats[M_], mats[V_]
-    tau, sgn, pre, dg = vecs[TAU], vecs[SGN], vecs[PRE], vecs[DI]
+    tau, sgn, pre, dg, buf = vecs[TAU], vecs[SGN], vecs[PRE], vecs[DI], vecs[BUF]
+    perm, nperm = ints[PERM], ints[NPERM]
     if method == ROTATED:
         for i in range(d):
             a[i] = x[i]
-        la.apply_qt(a, d, k_old, V, tau, sgn, pre, tau_pre_old)
+        la.apply_qt(a, d, k_old, V, tau, sgn, pre, tau_pre_old, perm, buf)
         preact(st, z, q, a, h, d, sw, sb, ortho)
     else:
         preact(st, z, q, x, h, d, sw, sb, ortho)
-    c = sw / math.sqrt(d)  # M is held by columns: M[j] is column j
+    k = 0
+    r2 = 0.0
+    for i in range(d):
+        p, dp, _ = ev(h[i])
+        x[i] = p
+        r2 += p * p
+        dg[i] = dp
+        if dp != 0.0:
+            k += 1
+    if tracked and r2 > 0.0:  # the tracked sampler's arithmetic
+        r = 1.0 / math.sqrt(r2)
+        for i in range(d):
+            x[i] *= r
+    la.sort_rows(dg, d, nperm)
+    c = sw / math.sqrt(d)  # M is held by columns: M[j] is column j; row i of M is row nperm[i] of D W
     for j in range(d):
         for i in range(d):
-            M[j, i] = sw * q[j * d + i] if ortho else c * z[i * d + j]
+            p = nperm[i]
+            M[j, i] = sw * q[j * d + p] if ortho else c * z[p * d + j]
     if method == DENSE:  # row i of W Q is Qᵀ (row i of W)
         row = vecs[TMP]
         for i in range(d):
             for j in range(d):
                 row[j] = M[j, i]
-            la.apply_qt(row, d, k_old, V, tau, sgn, pre, tau_pre_old)
+            la.apply_qt(row, d, k_old, V, tau, sgn, pre, tau_pre_old, perm, buf)
             for j in range(d):
                 M[j, i] = row[j]
-    k = 0
-    for i in range(d):
-        p, dp, _ = ev(h[i])
-        x[i] = p
-        dg[i] = dp
-        if dp != 0.0:
-            k += 1
     for j in range(d):
         for i in range(d):
-            M[j, i] *= dg[i]
+            M[j, i] *= dg[nperm[i]]
+    for i in range(d):
+        perm[i] = nperm[i]
     tau_pre = 0.0
+    shift = 0
     if rms:
         logn = _log_norm(x, d)
         if -math.inf < logn < math.inf:
-            r = math.exp(0.5 * math.log(d) - logn)  # the chains' arithmetic for x ← x/‖x‖_rms
+            lr = 0.5 * math.log(d) - logn
+            r = math.exp(lr)  # the chains' arithmetic for x ← x/‖x‖_rms
             inside = True  # x̂ in the range of D: the projection then lowers the rank by one
+            mx = 0.0
             for i in range(d):
+                mx = max(mx, abs(x[i]))
                 if dg[i] == 0.0 and x[i] != 0.0:
                     inside = False
-            xh = vecs[TMP]
-            s = math.exp(-logn)
+            xh = vecs[TMP]  # x̂ in the sorted row order, from x/max|x| (no overflow, no underflow)
+            nrm = 0.0
             for i in range(d):
-                xh[i] = x[i] * s
+                xh[i] = x[perm[i]] / mx
+                nrm += xh[i] * xh[i]
+            nrm = 1.0 / math.sqrt(nrm)
+            for i in range(d):
+                xh[i] *= nrm
             tau_pre = la.householder_vector(xh, d, pre)
             la.reflect_columns(M, d, pre, tau_pre)
+            if not (0.0 < r < math.inf and abs(lr) < 700.0):  # ‖x‖ near the ends of the doubles:
+                shift = int(lr / la.LN2)  # 2^shift of the scale goes to T's exponents
+                r = math.exp(lr - shift * la.LN2)
+                for i in range(d):
+                    x[perm[i]] = math.sqrt(d) * xh[i] / r  # x ← √d x̂, then × r below
             for j in range(d):
                 M[j, 0] = 0.0  # H (I − x̂x̂ᵀ) = H − β e_0 x̂ᵀ: row 0 of H M gone
                 for i in range(d):
@@ -194,12 +224,12 @@ def layer_step(st, x, h, z, q, a, d, sw, sb, method, ortho, rms, mats, vecs, k_o
             if inside and k > 0:
                 k -= 1
     la.qr_known_rank(M, d, k, V, tau, sgn)
-    return k, tau_pre
+    return k, tau_pre, shift
 
 
 @njit(cache=CACHE)
-def jacobian_chain(st, dst, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, u, v, v_random, z, q, x, h, a, mats,
-                   vecs, ints):  # fmt: skip
+def jacobian_chain(st, dst, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, homogeneous, u, v, v_random, z, q, x,
+                   h, a, mats, vecs, ints):  # fmt: skip
     """Chain ``col`` (streams ``st`` and ``dst`` set to (s, c) and (s, c + 2⁶³)): its recorded
     quantities into out[:, col] (module docstring)."""
     nrec = rec.shape[0]
@@ -216,9 +246,17 @@ def jacobian_chain(st, dst, out, col, rec, L, d, sw, sb, x0, method, ortho, rms,
         for i in range(d):
             vd[i] = v[i]
     la.identity_triangle(mats[T_], ints[E_], ints[LIVE], d)
+    tracked = homogeneous and sb == 0.0 and not rms and method != TRIANGULAR
     for i in range(d):
         x[i] = x0[i]
+    if tracked:  # a unit direction, as the chains' tracked sampler starts
+        logn = _log_norm(x0, d)
+        if logn > -math.inf:
+            r = math.exp(-logn)
+            for i in range(d):
+                x[i] = x0[i] * r
     k = 0  # Q_0 = I: no reflectors
+    ints[PERM, 0] = -1
     tau_pre = 0.0
     for i in range(d):
         vecs[SGN, i] = 1.0
@@ -230,25 +268,30 @@ def jacobian_chain(st, dst, out, col, rec, L, d, sw, sb, x0, method, ortho, rms,
         if method == TRIANGULAR:
             triangular_step(st, mats[M_], z, d, sw, ortho)
             k = d
+            shift = 0
         else:
-            k, tau_pre = layer_step(st, x, h, z, q, a, d, sw, sb, method, ortho, rms, mats, vecs, k, tau_pre)
+            k, tau_pre, shift = layer_step(st, x, h, z, q, a, d, sw, sb, method, ortho, rms, tracked, mats, vecs,
+                                           ints, k, tau_pre)  # fmt: skip
         la.update_triangle(mats[M_], mats[T_], ints[E_], ints[LIVE], d, vecs[TMP])
+        if method != TRIANGULAR and shift != 0:
+            for i in range(d):
+                ints[E_, i] += shift
         if j < nrec and rec[j] == ell:
             record(out, col, j, nrec, d, mats, vecs, ints, k, tau_pre, u, dst, method == TRIANGULAR)
             j += 1
 
 
 @njit(parallel=PARALLEL, cache=CACHE)
-def run(out, rec, first, nb, seed, d, L, sw, sb, x0, method, ortho, rms, u, v, v_random, nchunks):
+def run(out, rec, first, nb, seed, d, L, sw, sb, x0, method, ortho, rms, homogeneous, u, v, v_random, nchunks):
     """Chains first … first + nb − 1 into out[:, 0 … nb − 1], ``nchunks`` ranges side by side
     (each chain owns its streams, so threads change nothing)."""
     for t in prange(nchunks):
         chunk(t * nb // nchunks, (t + 1) * nb // nchunks, out, rec, first, seed, d, L, sw, sb, x0, method, ortho, rms,
-              u, v, v_random)  # fmt: skip
+              homogeneous, u, v, v_random)  # fmt: skip
 
 
 @njit(cache=CACHE)
-def chunk(lo, hi, out, rec, first, seed, d, L, sw, sb, x0, method, ortho, rms, u, v, v_random):
+def chunk(lo, hi, out, rec, first, seed, d, L, sw, sb, x0, method, ortho, rms, homogeneous, u, v, v_random):
     """Chains first + lo … first + hi − 1 with one set of work arrays."""
     st = np.empty(rng.STREAM_SIZE, np.uint64)
     dst = np.empty(rng.STREAM_SIZE, np.uint64)
@@ -266,5 +309,5 @@ def chunk(lo, hi, out, rec, first, seed, d, L, sw, sb, x0, method, ortho, rms, u
     for i in range(lo, hi):
         rng.stream_init(st, seed, first + i)
         rng.stream_init(dst, seed, np.uint64(first + i) + DIRECTION)
-        jacobian_chain(st, dst, out, i, rec, L, d, sw, sb, x0, method, ortho, rms, u, v, v_random, z, q, x, h, a, mats,
-                       vecs, ints)  # fmt: skip
+        jacobian_chain(st, dst, out, i, rec, L, d, sw, sb, x0, method, ortho, rms, homogeneous, u, v, v_random, z, q,
+                       x, h, a, mats, vecs, ints)  # fmt: skip

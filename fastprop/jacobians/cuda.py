@@ -40,7 +40,7 @@ def _kernel(act, d, ortho):
     qsize = d * d if ortho else 1
 
     @cuda.jit
-    def run(out, rec, first, nb, seed, L, sw, sb, x0, method, ortho_, rms, u, v, v_random):
+    def run(out, rec, first, nb, seed, L, sw, sb, x0, method, ortho_, rms, homogeneous, u, v, v_random):
         i = cuda.grid(1)
         if i < nb:
             st = cuda.local.array(nstate, uint64)
@@ -55,15 +55,15 @@ def _kernel(act, d, ortho):
             ints = cuda.local.array((n_ints, d), int64)
             rng.stream_init(st, seed, first + i)
             rng.stream_init(dst, seed, uint64(first + i) + direction)
-            chain(st, dst, _arr(out), i, _arr(rec), L, d, sw, sb, _arr(x0), method, ortho_, rms, _arr(u), _arr(v),
-                  v_random, z, q, x, h, a, mats, vecs, ints)  # fmt: skip
+            chain(st, dst, _arr(out), i, _arr(rec), L, d, sw, sb, _arr(x0), method, ortho_, rms, homogeneous, _arr(u),
+                  _arr(v), v_random, z, q, x, h, a, mats, vecs, ints)  # fmt: skip
 
     _CACHE[key] = run
     return run
 
 
-def run_batches(result, act, batch, first, n, tlog, keep, bar, rec, seed, d, L, sw, sb, x0, code, ortho, rms, u, v,
-                v_random):  # fmt: skip
+def run_batches(result, act, batch, first, n, tlog, keep, bar, rec, seed, d, L, sw, sb, x0, code, ortho, rms,
+                homogeneous, u, v, v_random):  # fmt: skip
     """Chains [first, first + n) on the GPU in batches, folded into ``result``."""
     run = _kernel(act, d, ortho)
     update, normalize = stats_kernels()
@@ -76,8 +76,8 @@ def run_batches(result, act, batch, first, n, tlog, keep, bar, rec, seed, d, L, 
     while done < n:
         nb = min(batch, n - done)
         blocks = (nb + THREADS - 1) // THREADS
-        run[blocks, THREADS](d_out, d_rec, first + done, nb, np.uint64(seed), L, sw, sb, d_x0, code, ortho, rms, d_u,
-                             d_v, v_random)  # fmt: skip
+        run[blocks, THREADS](d_out, d_rec, first + done, nb, np.uint64(seed), L, sw, sb, d_x0, code, ortho, rms,
+                             homogeneous, d_u, d_v, v_random)  # fmt: skip
         update[(blocks, ns), THREADS](d_out, nb, d_tlog, *(dev[k] for k in COUNTS))
         normalize[max(1, (3 * ns + 255) // 256), 256](dev["sums"])
         if keep:

@@ -55,16 +55,21 @@ def reflector(col, j, d, vrow):
     ss = 0.0
     for i in range(j + 1, d):
         ss += col[i] * col[i]
-    if ss == 0.0:
-        for i in range(j + 1, d):
-            vrow[i] = 0.0
-        return 0.0, alpha
     if 1e-290 < ss < 1e290 and abs(alpha) < 1e145:
         beta = -math.copysign(math.sqrt(alpha * alpha + ss), alpha)
-    else:  # (scaled, so that no square overflows or underflows)
+    else:  # zero, tiny, huge or NaN: scaled, so that no square overflows or underflows
         scale = 0.0
         for i in range(j + 1, d):
-            scale = max(scale, abs(col[i]))
+            a = abs(col[i])
+            if a != a or a == math.inf or alpha != alpha:  # undefined from here on
+                for m in range(j + 1, d):
+                    vrow[m] = math.nan
+                return math.nan, math.nan
+            scale = max(scale, a)
+        if scale == 0.0:
+            for i in range(j + 1, d):
+                vrow[i] = 0.0
+            return 0.0, alpha
         xnorm = 0.0
         for i in range(j + 1, d):
             xnorm += (col[i] / scale) ** 2
@@ -113,9 +118,15 @@ def qr_known_rank(Mt, d, k, V, tau, sgn):
 
 
 @njit(cache=True)
-def apply_qt(w, d, k, V, tau, sgn, pre, tau_pre):
-    """w ← Qᵀ w for Q = H_pre H_0 ⋯ H_{k−1} S (H_pre: the reflector ``pre`` with ``tau_pre``, the
-    identity when tau_pre = 0; S = diag(sgn))."""
+def apply_qt(w, d, k, V, tau, sgn, pre, tau_pre, perm, buf):
+    """w ← Qᵀ w for Q = Pᵀ H_pre H_0 ⋯ H_{k−1} S: P the row permutation (P w)_i = w[perm[i]]
+    (none when perm[0] < 0), H_pre the reflector ``pre`` with ``tau_pre`` (the identity when
+    tau_pre = 0), S = diag(sgn); ``buf`` is work space."""
+    if perm[0] >= 0:
+        for i in range(d):
+            buf[i] = w[perm[i]]
+        for i in range(d):
+            w[i] = buf[i]
     if tau_pre != 0.0:
         s = 0.0
         for i in range(d):
@@ -135,6 +146,23 @@ def apply_qt(w, d, k, V, tau, sgn, pre, tau_pre):
                 w[i] -= s * V[j, i]
     for i in range(d):
         w[i] *= sgn[i]
+
+
+@njit(cache=True)
+def sort_rows(dg, d, perm):
+    """perm ← the row order by decreasing |dg| (ties by index): Householder QR of a matrix whose
+    rows are graded is accurate row by row when its rows come largest first (Powell & Reid 1969;
+    Cox & Higham 1998), which a layer's D_ℓ makes of D_ℓ W_ℓ Q_{ℓ−1} (φ' spanning many decades)."""
+    for i in range(d):
+        perm[i] = i
+    for i in range(1, d):  # insertion sort: stable, and d is small
+        p = perm[i]
+        v = abs(dg[p])
+        j = i - 1
+        while j >= 0 and abs(dg[perm[j]]) < v:
+            perm[j + 1] = perm[j]
+            j -= 1
+        perm[j + 1] = p
 
 
 @njit(cache=True)

@@ -70,14 +70,19 @@ class JacobianResult:
                 f"layers={self.layers.tolist()})")  # fmt: skip
 
     def _slot(self, layer):
-        return ChainResult._slot(self, layer)
+        try:
+            return ChainResult._slot(self, layer)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("simulate_chains", "simulate_jacobians")) from None
 
     def law(self, quantity) -> ChainResult:
         """The statistics of one quantity (a name of :func:`quantities`, e.g. ``"s1"``,
         ``"backward"``, ``"s2/s1"``) at every recorded layer, as a ChainResult whose "norm" is that
         quantity: ``law("s1").tail_probability(t, layer=ℓ)`` is P(s_1(J_ℓ) > t) with its interval
         (t among the declared ``thresholds``), ``.quantile``, ``.histogram``, ``.mean_log_norm``
-        (E log) and ``.std_log_norm`` likewise."""
+        (E log) and ``.std_log_norm`` likewise. The histogram spans 1e-330 … 1e330; values beyond
+        fall in its end bins (quantiles there are clamped), while E log and its spread are exact
+        sums whatever the value."""
         names = self.quantities
         if quantity not in names:
             raise ValueError(f"unknown quantity {quantity!r}; choose one of {', '.join(names)}")
@@ -126,8 +131,8 @@ class JacobianResult:
             r = self.law(f"r{i + 1}")
             lam[i] = r.mean_log_norm(j, nonzero=nonzero) / ell
             m = r._finite_count(s)
-            if math.isfinite(lam[i]) and m > 1:
-                half[i] = z * r.std_log_norm(j) / math.sqrt(m) / ell
+            if math.isfinite(lam[i]):  # (NaN for a single chain: no spread to estimate)
+                half[i] = z * r.std_log_norm(j) / math.sqrt(m) / ell if m > 1 else math.nan
         return lam, lam - half, lam + half
 
     # -------------------------------------------------------------- combine

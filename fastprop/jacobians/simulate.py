@@ -60,10 +60,11 @@ def _unit(vec, name, d):
     w = _validate.real_array(vec, name)
     if w.shape != (d,):
         raise ValueError(f"{name} must have shape (width,) = ({d},), got {w.shape}")
-    nrm = float(np.linalg.norm(w))
-    if not nrm > 0:
+    top = float(np.max(np.abs(w)))
+    if not top > 0:
         raise ValueError(f"{name} must be a non-zero vector")
-    return np.ascontiguousarray(w / nrm)
+    w = w / top  # (no overflow or underflow in the norm)
+    return np.ascontiguousarray(w / np.linalg.norm(w))
 
 
 def simulate_jacobians(width=10, depth=100, n_chains=10**4, activation="linear", sigma_w=1.0, sigma_b=0.0,
@@ -172,7 +173,7 @@ def simulate_jacobians(width=10, depth=100, n_chains=10**4, activation="linear",
             return _on_cluster(kwargs, first, n, target, cl, progress)
     meta = {"fastprop_version": __version__, "target": tgt}
     result = empty_jacobian_result(params, rec, thr, first, n, keep_values, meta)
-    args = (rec, seed, d, L, sw, sb, x0v, CODES[resolved], weights == "orthogonal", rms_norm, uv,
+    args = (rec, seed, d, L, sw, sb, x0v, CODES[resolved], weights == "orthogonal", rms_norm, act.homogeneous, uv,
             np.zeros(d) if vv is None else vv, vv is None)  # fmt: skip
     if tgt == "cuda":
         from .cuda import run_batches
@@ -198,7 +199,7 @@ def _memory(d, nslots, n_kept, batch, target):
 
 
 def _run_batches_cpu(tgt, result, act, batch, first, n, tlog, keep, bar, rec, seed, d, L, sw, sb, x0, code, ortho, rms,
-                     u, v, v_random):  # fmt: skip
+                     homogeneous, u, v, v_random):  # fmt: skip
     """Chains [first, first + n) on a CPU target, folded into ``result`` batch by batch."""
     run = chain_module(act, tgt).run
     update = stats_kernel(tgt)
@@ -207,8 +208,8 @@ def _run_batches_cpu(tgt, result, act, batch, first, n, tlog, keep, bar, rec, se
 
     def step(done, nb):
         out = np.empty((nslots, nb))
-        run(out, rec, first + done, nb, np.uint64(seed), d, L, sw, sb, x0, code, ortho, rms, u, v, v_random,
-            n_chunks(nb, tgt))  # fmt: skip
+        run(out, rec, first + done, nb, np.uint64(seed), d, L, sw, sb, x0, code, ortho, rms, homogeneous, u, v,
+            v_random, n_chunks(nb, tgt))  # fmt: skip
         update(out, nb, tlog, *stats)
         if keep:
             result.stats.norms[:, done : done + nb] = out
