@@ -109,6 +109,31 @@ def _common(p, out, seed_help=_NO_RANDOMNESS, out_help="result file, .npz or .nc
     )
 
 
+def _jacobian_parser(sub):
+    j = sub.add_parser(
+        "jacobian",
+        help="finite-width input–output Jacobians: singular values and rank collapse against depth, Lyapunov spectra",
+        description="Random networks of --width units (fp.simulate_jacobians): for the first activation, the laws "
+        "(median and 10–90 %% band) of every log singular value of J_l = dx_l/dx_0 against depth, and s_2/s_1 "
+        "against depth with and without RMS normalisation (the collapse of products of matrices towards rank "
+        "one); for every activation, the Lyapunov spectrum (lambda_i = E log|T_ii| / L from the QR method, with "
+        "95 %% intervals; conditioned on |T_ii| > 0 where a ReLU network lost directions exactly). sigma_w on "
+        "the edge of chaos (chi_1 = 1) unless --sigma-w is given. Writes the curves "
+        "(.npz) and the figure.",
+    )
+    j.add_argument("--activation", nargs="+", default=["tanh", "relu", "erf", "linear"],
+                   help="(default: tanh relu erf linear; singular values and s2/s1 for the first)")  # fmt: skip
+    j.add_argument("--width", type=int, default=10, help="(default: 10)")
+    j.add_argument("--depth", type=int, default=100, help="(default: 100)")
+    j.add_argument("--chains", type=int, default=4000, help="random networks per run (default: 4000)")
+    j.add_argument("--weights", choices=["gaussian", "orthogonal"], default="gaussian")
+    j.add_argument("--sigma-b", type=float, default=0.05, help="bias standard deviation (default: 0.05)")
+    j.add_argument("--sigma-w", type=float, default=None, help="weight standard deviation (default: the edge of chaos)")
+    _common(
+        j, "fastprop_jacobian.npz", seed_help="seed of the random networks (default 0)", out_help="result file, .npz"
+    )
+
+
 def _parser():
     p = _Parser(prog="fastprop", description="Signal propagation in random deep networks.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -234,28 +259,7 @@ def _parser():
     _common(
         k, "fastprop_kernel.npz", seed_help="seed of the random networks (default 0)", out_help="result file, .npz"
     )
-    j = sub.add_parser(
-        "jacobian",
-        help="finite-width input–output Jacobians: singular values and rank collapse against depth, Lyapunov spectra",
-        description="Random networks of --width units (fp.simulate_jacobians): for the first activation, the laws "
-        "(median and 10–90 %% band) of every log singular value of J_l = dx_l/dx_0 against depth, and s_2/s_1 "
-        "against depth with and without RMS normalisation (the collapse of products of matrices towards rank "
-        "one); for every activation, the Lyapunov spectrum (lambda_i = E log|T_ii| / L from the QR method, with "
-        "95 %% intervals; conditioned on |T_ii| > 0 where a ReLU network lost directions exactly). sigma_w on "
-        "the edge of chaos (chi_1 = 1) unless --sigma-w is given. Writes the curves "
-        "(.npz) and the figure.",
-    )
-    j.add_argument("--activation", nargs="+", default=["tanh", "relu", "erf", "linear"],
-                   help="(default: tanh relu erf linear; singular values and s2/s1 for the first)")  # fmt: skip
-    j.add_argument("--width", type=int, default=10, help="(default: 10)")
-    j.add_argument("--depth", type=int, default=100, help="(default: 100)")
-    j.add_argument("--chains", type=int, default=4000, help="random networks per run (default: 4000)")
-    j.add_argument("--weights", choices=["gaussian", "orthogonal"], default="gaussian")
-    j.add_argument("--sigma-b", type=float, default=0.05, help="bias standard deviation (default: 0.05)")
-    j.add_argument("--sigma-w", type=float, default=None, help="weight standard deviation (default: the edge of chaos)")
-    _common(
-        j, "fastprop_jacobian.npz", seed_help="seed of the random networks (default 0)", out_help="result file, .npz"
-    )
+    _jacobian_parser(sub)
     sub.add_parser("info", help="version, usable targets, threads, GPU, kernel cache and library versions")
     c = sub.add_parser(
         "cache",

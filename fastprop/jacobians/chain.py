@@ -1,7 +1,7 @@
 r"""One Jacobian chain, and a batch of them on the CPU.
 
 A template (:mod:`fastprop.run.compile`): compiled per activation and target by
-:func:`fastprop.jacobians.simulate.chain_module`, which binds ``ev`` (φ, φ', φ''), ``preact``
+:func:`fastprop.jacobians.compiled.chain_module`, which binds ``ev`` (φ, φ', φ''), ``preact``
 (the dense layer draw of :mod:`fastprop.chains.samplers`, float64) and ``PARALLEL``; not
 imported directly.
 

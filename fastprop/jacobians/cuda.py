@@ -19,7 +19,7 @@ from ..chains import rng
 from ..chains.cuda import THREADS, stats_kernels
 from ..chains.result import COUNTS
 from ..run.gpu import as_array as _arr
-from .simulate import chain_module
+from .compiled import chain_module
 
 __all__ = ["run_batches"]
 

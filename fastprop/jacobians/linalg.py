@@ -5,9 +5,9 @@ The product J_ℓ = Q_ℓ T_ℓ (Benettin et al. 1980; the QR method of Eckmann 
 § III.C) is carried as
 
 * Q_ℓ: the Householder reflectors of the latest QR step (LAPACK's ``dlarfg`` convention,
-  H = I − τ v vᵀ with v₀ = 1), an optional reflector applied before them, and a sign per column so
-  that the triangular factor has a non-negative diagonal (:func:`qr_known_rank`,
-  :func:`apply_qt`);
+  H = I − τ v vᵀ with v₀ = 1), the step's row permutation (rows by decreasing |φ'|:
+  :func:`sort_rows`), an optional reflector applied before them, and a sign per column so that the
+  triangular factor has a non-negative diagonal (:func:`qr_known_rank`, :func:`apply_qt`);
 * T_ℓ = R_ℓ ⋯ R_1 (upper triangular) with one power-of-two scale per row,
   T = diag(2^{e_i}) T̂, max_k |T̂_ik| ∈ [½, 1) (or a zero row): every scaling is exact, and depth
   10⁴ neither overflows nor underflows (:func:`update_triangle`).

@@ -13,39 +13,22 @@ from .._version import __version__
 from ..activations import activation as _activation
 from ..chains import exactsum
 from ..chains.common import NBINS, WEIGHTS
-from ..chains.compiled import _samplers, stats_kernel
+from ..chains.compiled import stats_kernel
 from ..chains.result import COUNTS
 from ..chains.simulate import MAX_CHAINS, _batch, _choice, _input, _layers, _thresholds, timed_batches
 from ..run import resources as _resources
 from ..run import schedule
-from ..run.compile import specialise
 from ..run.progress import make as _progress
 from ..run.targets import check_target, n_chunks, resolve_target
+from .compiled import chain_module
 from .result import JacobianResult, empty_jacobian_result, quantities
 
 __all__ = ["simulate_jacobians"]
 
 METHODS = ("auto", "dense", "rotated", "triangular")
 CODES = {"dense": 0, "rotated": 1, "triangular": 2}
-_CACHE: dict = {}
 CLUSTER_MIN_CHAINS = 1 << 10
 """The smallest range of chains worth a Dask task (a Jacobian chain costs about d/2 forward chains)."""
-
-
-def chain_module(act, target):
-    """The compiled template :mod:`fastprop.jacobians.chain` of an activation ("cpu" or "parallel"
-    for its batch kernel; its chain function serves every target)."""
-    key = (act.fingerprint, target)
-    module = _CACHE.get(key)
-    if module is None:
-        samplers = _samplers(act, "float64")
-        module = _CACHE[key] = specialise(
-            "fastprop.jacobians.chain", f"jacobians-{act.name}-{target}",
-            f"{act.name}:{act.fingerprint}:{target}:{samplers.__name__}",
-            {"ev": act.eval3, "preact": samplers.dense_preact, "PARALLEL": target == "parallel"},
-            shared=act.portable,
-        )  # fmt: skip
-    return module
 
 
 def is_identity(act):
@@ -79,10 +62,14 @@ def simulate_jacobians(width=10, depth=100, n_chains=10**4, activation="linear",
     ``method="dense"`` it reads the same stream with the same arithmetic, so its x_ℓ is chain c of
     ``simulate_chains(method="dense")`` bit for bit; the other samplers are exact in law
     (:mod:`fastprop.jacobians.chain`). The product is carried in QR form J_ℓ = Q_ℓ T_ℓ
-    (Benettin's method) with power-of-two row scales, so any depth neither overflows nor
-    underflows; the singular values are those of T_ℓ by one-sided Jacobi on the scaled rows,
-    accurate to a few ulps relative to each singular value even when they span hundreds of decades
-    (:mod:`fastprop.jacobians.linalg`), not the diagonal of T_ℓ (which only agrees in the limit).
+    (Benettin's method; each step's rows sorted by |φ'| before its Householder QR) with power-of-two
+    row scales, so any depth neither overflows nor underflows; the singular values are those of T_ℓ
+    by one-sided Jacobi on the scaled rows (:mod:`fastprop.jacobians.linalg`), not the diagonal of
+    T_ℓ (which only agrees in the limit). Accuracy, tested against the product multiplied out in
+    160-digit arithmetic: every log s_i within 1e-10·max(1, ℓ/10), the smallest included, when
+    the singular values span 80 decades or φ' spans tens of decades within a layer. With
+    ``rms_norm`` the normalisation's projection mixes the rows of a step, and its small singular
+    values are accurate relative to the step's largest.
 
     Parameters
     ----------
