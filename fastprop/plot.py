@@ -313,11 +313,8 @@ def jacobian_figure(layers, laws, collapse, spectra, sigma_w, sigma_b, activatio
     ell = np.asarray(layers, dtype=float)
     a = ax[0, 0]
     colours = _depth_colours(width)
-    with np.errstate(divide="ignore"):
-        for i in range(width):
-            q = np.log10(laws[i])
-            a.fill_between(ell, q[:, 0], q[:, 2], color=colours[i], alpha=0.2, lw=0)
-            a.plot(ell, q[:, 1], color=colours[i], lw=1.3, label=f"s_{i + 1}" if i in (0, width - 1) else None)
+    for i in range(width):
+        _band(a, ell, laws[i], colours[i], 1.3, f"s_{i + 1}" if i in (0, width - 1) else None)
     a.set_xlabel("depth ℓ")
     a.set_ylabel("log10 s_i(J_ℓ): median, 10–90 %")
     a.set_title(f"{activation}, width {width}, σ_w = {sigma_w[activation]:.4g}, σ_b = {sigma_b:g}", fontsize=9)
@@ -325,9 +322,7 @@ def jacobian_figure(layers, laws, collapse, spectra, sigma_w, sigma_b, activatio
     a.legend(fontsize=7)
     a = ax[0, 1]
     for rms, col in ((False, "C3"), (True, "C0")):
-        q = np.log10(collapse[rms])
-        a.fill_between(ell, q[:, 0], q[:, 2], color=col, alpha=0.2, lw=0)
-        a.plot(ell, q[:, 1], color=col, lw=1.5, label="RMS normalisation" if rms else "plain")
+        _band(a, ell, collapse[rms], col, 1.5, "RMS normalisation" if rms else "plain")
     a.set_xlabel("depth ℓ")
     a.set_ylabel("log10 s_2/s_1: median, 10–90 %")
     a.set_title(f"{activation}: collapse towards rank one", fontsize=9)
@@ -348,6 +343,14 @@ def jacobian_figure(layers, laws, collapse, spectra, sigma_w, sigma_b, activatio
     if path is not None:
         save_png(fig, path)
     return fig
+
+
+def _band(a, x, quantiles, colour, lw, label):
+    """The middle of three quantiles as a line and the outer two as a band, in log10."""
+    with np.errstate(divide="ignore"):
+        q = np.log10(quantiles)
+    a.fill_between(x, q[:, 0], q[:, 2], color=colour, alpha=0.2, lw=0)
+    a.plot(x, q[:, 1], color=colour, lw=lw, label=label)
 
 
 def _null_locator():

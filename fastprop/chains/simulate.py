@@ -83,6 +83,21 @@ def _thresholds(thresholds):
     return np.array(sorted(set(t.tolist())), np.float64)
 
 
+def chain_range(width, depth, n_chains, first_chain, seed):
+    """(d, L, n, first, seed) checked: a width ≥ 1, a depth ≥ 0, n ≥ 1 chains from first_chain ≥ 0
+    with 63-bit indices, and a 64-bit seed."""
+    d = _validate.positive_int(width, "width")
+    L = _validate.positive_int(depth, "depth", low=0)
+    n = _validate.positive_int(n_chains, "n_chains")
+    first = _validate.positive_int(first_chain, "first_chain", low=0)
+    seed = _validate.positive_int(seed, "seed", low=0)
+    if seed >= 1 << 64:
+        raise ValueError(f"seed must be < 2**64, got {seed}")
+    if first + n > MAX_CHAINS:
+        raise ValueError(f"first_chain + n_chains must be ≤ 2**63, got {first + n}")
+    return d, L, n, first, seed
+
+
 def _input(x0, d):
     """The input vector: ``x0`` checked, or the default unit vector (1, …, 1)/√d."""
     if x0 is None:
@@ -208,15 +223,7 @@ def simulate_chains(
     >>> r = fp.simulate_chains(width=10, depth=100, n_chains=10**5, seed=1)
     >>> t = r.tail_probability(10.0)          # P(‖x_100‖ > 10) with a 95 % interval
     """
-    d = _validate.positive_int(width, "width")
-    L = _validate.positive_int(depth, "depth", low=0)
-    n = _validate.positive_int(n_chains, "n_chains")
-    first = _validate.positive_int(first_chain, "first_chain", low=0)
-    seed = _validate.positive_int(seed, "seed", low=0)
-    if seed >= 1 << 64:
-        raise ValueError(f"seed must be < 2**64, got {seed}")
-    if first + n > MAX_CHAINS:
-        raise ValueError(f"first_chain + n_chains must be ≤ 2**63, got {first + n}")
+    d, L, n, first, seed = chain_range(width, depth, n_chains, first_chain, seed)
     act = _activation(activation)
     _ = act.fingerprint  # computed here, so that a copy sent to a Dask worker carries it
     sw = _validate.real_scalar(sigma_w, "sigma_w", low=0.0)

@@ -67,6 +67,18 @@ DIRECTION = np.uint64(1 << 63)
 
 
 @njit(cache=CACHE)
+def random_unit(st, w, d):
+    """w ← a uniformly random unit vector: d normals from stream ``st``, normalised."""
+    rng.fill_normals(st, w, d)
+    nrm = 0.0
+    for i in range(d):
+        nrm += w[i] * w[i]
+    nrm = 1.0 / math.sqrt(nrm)
+    for i in range(d):
+        w[i] *= nrm
+
+
+@njit(cache=CACHE)
 def record(out, col, j, nrec, d, mats, vecs, ints, k, tau_pre, u, dst, draw_w):
     """Write the recorded quantities of the current J = Q T into out[·, col] (module docstring)."""
     That, V, B = mats[T_], mats[V_], mats[B_]
@@ -77,13 +89,7 @@ def record(out, col, j, nrec, d, mats, vecs, ints, k, tau_pre, u, dst, draw_w):
         out[i * nrec + j, col] = ls[i]
         out[(d + i) * nrec + j, col] = la.log_diagonal(That, e, live, i)
     if draw_w:  # Q_ℓᵀ u is uniform on the sphere, independent of T_ℓ (TRIANGULAR)
-        rng.fill_normals(dst, w, d)
-        nrm = 0.0
-        for i in range(d):
-            nrm += w[i] * w[i]
-        nrm = 1.0 / math.sqrt(nrm)
-        for i in range(d):
-            w[i] *= nrm
+        random_unit(dst, w, d)
     else:
         for i in range(d):
             w[i] = u[i]
@@ -235,13 +241,7 @@ def jacobian_chain(st, dst, out, col, rec, L, d, sw, sb, x0, method, ortho, rms,
     nrec = rec.shape[0]
     vd = vecs[VD]
     if v_random:
-        rng.fill_normals(dst, vd, d)
-        nrm = 0.0
-        for i in range(d):
-            nrm += vd[i] * vd[i]
-        nrm = 1.0 / math.sqrt(nrm)
-        for i in range(d):
-            vd[i] *= nrm
+        random_unit(dst, vd, d)
     else:
         for i in range(d):
             vd[i] = v[i]

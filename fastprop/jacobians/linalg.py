@@ -128,12 +128,7 @@ def apply_qt(w, d, k, V, tau, sgn, pre, tau_pre, perm, buf):
         for i in range(d):
             w[i] = buf[i]
     if tau_pre != 0.0:
-        s = 0.0
-        for i in range(d):
-            s += pre[i] * w[i]
-        s *= tau_pre
-        for i in range(d):
-            w[i] -= s * pre[i]
+        reflect(w, d, pre, tau_pre)
     for j in range(k):
         t = tau[j]
         if t != 0.0:
@@ -187,16 +182,21 @@ def householder_vector(x, d, pre):
 
 
 @njit(cache=True)
+def reflect(w, d, pre, tau_pre):
+    """w ← H w for H = I − τ p pᵀ (p = ``pre``, τ = ``tau_pre``)."""
+    s = 0.0
+    for i in range(d):
+        s += pre[i] * w[i]
+    s *= tau_pre
+    for i in range(d):
+        w[i] -= s * pre[i]
+
+
+@njit(cache=True)
 def reflect_columns(Mt, d, pre, tau_pre):
     """M ← H M for H = I − τ p pᵀ, M given by columns (Mt[c] is column c)."""
     for c in range(d):
-        col = Mt[c]
-        s = 0.0
-        for i in range(d):
-            s += pre[i] * col[i]
-        s *= tau_pre
-        for i in range(d):
-            col[i] -= s * pre[i]
+        reflect(Mt[c], d, pre, tau_pre)
 
 
 @njit(cache=True)

@@ -15,7 +15,7 @@ from ..chains import exactsum
 from ..chains.common import NBINS, WEIGHTS
 from ..chains.compiled import stats_kernel
 from ..chains.result import COUNTS
-from ..chains.simulate import MAX_CHAINS, _batch, _choice, _input, _layers, _thresholds, timed_batches
+from ..chains.simulate import _batch, _choice, _input, _layers, _thresholds, chain_range, timed_batches
 from ..run import resources as _resources
 from ..run import schedule
 from ..run.progress import make as _progress
@@ -115,15 +115,7 @@ def simulate_jacobians(width=10, depth=100, n_chains=10**4, activation="linear",
     >>> r = fp.simulate_jacobians(width=10, depth=100, n_chains=10**4, layers=[10, 100])
     >>> lam, lo, hi = r.lyapunov()          # the Lyapunov spectrum of Gaussian products
     """
-    d = _validate.positive_int(width, "width")
-    L = _validate.positive_int(depth, "depth", low=0)
-    n = _validate.positive_int(n_chains, "n_chains")
-    first = _validate.positive_int(first_chain, "first_chain", low=0)
-    seed = _validate.positive_int(seed, "seed", low=0)
-    if seed >= 1 << 64:
-        raise ValueError(f"seed must be < 2**64, got {seed}")
-    if first + n > MAX_CHAINS:
-        raise ValueError(f"first_chain + n_chains must be ≤ 2**63, got {first + n}")
+    d, L, n, first, seed = chain_range(width, depth, n_chains, first_chain, seed)
     act = _activation(activation)
     _ = act.fingerprint
     sw = _validate.real_scalar(sigma_w, "sigma_w", low=0.0)
