@@ -82,6 +82,18 @@ def test_two_layers_relu_against_convolution(t):
     assert law.atom == pytest.approx(float(1 - (1 - p0) ** 2), rel=1e-14)
 
 
+@pytest.mark.parametrize("t", [0.2, 0.1, 0.01, 1e-4])
+def test_wide_relu_lower_tails_near_the_pole(t):
+    """Width 30, depth 1: P(‖x_1‖ < t) = 2^−30 + Σ_k w_k P(χ²_k < t² d/σ_w²) in closed form.
+    The saddle point lies within 1e-4 of the pole of M(s) at −½ (the χ²_1 component): the
+    line once crossed that pole (1–54 % errors, silently); now 1e-9 (off the saddle, by cancellation)."""
+    d, sw = 30, math.sqrt(2)
+    law = fp.exact.chain_norm(d, 1, "relu", sigma_w=sw)
+    y = mp.mpf(t) ** 2 * d / 2
+    ref = mp.mpf(2) ** -d + sum(mp.binomial(d, k) * mp.mpf(2) ** -d * _chi2_cdf(k, y) for k in range(1, d + 1))
+    assert _rel(law.cdf(t), ref) < 1e-9
+
+
 def test_moments_and_log_moments():
     law = fp.exact.chain_norm(10, 100, sigma_w=1.1, x0_norm=2.0)
     assert law.moment(2) == pytest.approx(4.0 * 1.1**200, rel=1e-12)  # E‖x_L‖² = σ_w^{2L}‖x0‖²
