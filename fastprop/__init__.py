@@ -24,6 +24,7 @@ from .chains import ChainResult, TailEstimate, exact, simulate_chains
 from .jacobians import JacobianResult, simulate_jacobians
 from .kernels import EmpiricalKernels, KernelResult, nngp, simulate_kernels
 from .meanfield import MeanFieldGrid, Status, correlation_map, edge_of_chaos, length_map, meanfield_grid
+from .rare import RareTailEstimate, rare_tail
 from .run import checkpoint, distributed
 from .run.targets import TARGETS
 from .spectra import JacobianSpectrum, SpectrumMap, jacobian_moments, jacobian_spectrum, spectrum_map
@@ -44,6 +45,8 @@ __all__ = [
     "ChainResult",
     "TailEstimate",
     "exact",
+    "rare_tail",
+    "RareTailEstimate",
     "simulate_jacobians",
     "JacobianResult",
     "jacobian_moments",

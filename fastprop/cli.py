@@ -206,6 +206,18 @@ def _parser():
         help="the probability --target-rel-error applies to, at the deepest layer (default upper:<largest t>)",
     )
     t.add_argument("--max-chains", type=_count, default=None, help="cap for --target-rel-error (default 1e9)")
+    t.add_argument(
+        "--rare",
+        type=_tail_spec,
+        default=None,
+        metavar="SIDE:T",
+        help="a rare-event estimate (fastprop.rare_tail: tilting or splitting) of P(‖x_L‖ > T) (upper:T) or "
+        "P(‖x_L‖ < T) (lower:T) at one --depth (default 100), far below 1/chains, and a figure of that tail over "
+        "the decades down to it; --method is then auto, tilt or splitting, and --out a .json file",
+    )
+    t.add_argument(
+        "--rel-error", type=float, default=None, metavar="E", help="with --rare: the 95%% interval within ±E (0.1)"
+    )
     t.add_argument("--resume", metavar="FILE", default=None, help="continue the interrupted run checkpointed in FILE")
     t.add_argument(
         "--force", action="store_true", help="start over even if --out holds an unfinished run (it is overwritten)"
@@ -289,6 +301,7 @@ _TAIL_DEFAULTS = {
 _RESULT_EXTENSIONS = {
     "grid": (".npz", ".nc", ".nc4"),
     "tail": (".npz", ".nc", ".nc4"),
+    "rare": (".json",),
     "edge": (".csv",),
     "spectrum": (".npz",),
     "kernel": (".npz",),
@@ -321,10 +334,18 @@ def _writable(path, flag, extensions):
 
 
 def _out(args):
-    """The result path: --out, or for ``tail --resume FILE`` without --out, FILE."""
+    """The result path: --out, or for ``tail --resume FILE`` without --out, FILE (and for
+    ``tail --rare``, fastprop_rare.json)."""
     if getattr(args, "resume", None) and args.out == "fastprop_tail.npz":
         return args.resume
+    if getattr(args, "rare", None) and args.out == "fastprop_tail.npz":
+        return "fastprop_rare.json"
     return args.out
+
+
+def _kind(args):
+    """The kind of result a command writes (``tail --rare`` writes an estimate)."""
+    return "rare" if getattr(args, "rare", None) else args.command
 
 
 def _png(args):
@@ -643,19 +664,13 @@ def _tail_request(args):
 
 
 def _exact_laws(r):
-    from fastprop.chains import exact
-
+    """The exact law of ‖x_ℓ‖ at each recorded layer of a chain result, where there is one."""
     p = r.params
-    if (
-        p["weights"] != "gaussian"
-        or p["sigma_b"] != 0.0
-        or p["rms_norm"]
-        or p["activation"] not in ("linear", "abs", "relu")
-        or p["sigma_w"] <= 0
-    ):
+    if p["rms_norm"]:
         return {}
     x0 = 1.0 if p["x0"] is None else float(np.linalg.norm(p["x0"]))
-    return {int(ell): exact.chain_norm(p["width"], int(ell), p["activation"], p["sigma_w"], x0) for ell in r.layers}
+    laws = {int(ell): _exact_law({**p, "depth": int(ell)}, x0) for ell in r.layers}
+    return {} if None in laws.values() else laws
 
 
 def _tail_table(r, laws):
@@ -681,9 +696,69 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
+def _rare(args):
+    """``tail --rare SIDE:T``: one rare-event estimate, and the tail curve down to it."""
+    import fastprop as fp
+    from fastprop import plot
+
+    unused = ("chains", "thresholds", "target_rel_error", "tail", "resume", "dtype")
+    bad = [k for k in unused if getattr(args, k) is not None]
+    if bad:
+        raise _ArgError(f"--rare does not take {', '.join('--' + k.replace('_', '-') for k in bad)}")
+    a = {**_TAIL_DEFAULTS, **{k: getattr(args, k) for k in _TAIL_DEFAULTS if getattr(args, k) is not None}}
+    if args.depth is not None and len(args.depth) != 1:
+        raise _ArgError(f"--rare estimates at one depth; got --depth {' '.join(map(str, args.depth))}")
+    side, t = args.rare
+    net = dict(width=a["width"], depth=args.depth[0] if args.depth else 100, activation=a["activation"],
+               sigma_w=a["sigma_w"], sigma_b=a["sigma_b"], weights=a["weights"])  # fmt: skip
+    run = dict(method=args.method or "auto", seed=a["seed"], target=args.target, client=args.client,
+               max_chains=args.max_chains)  # fmt: skip
+    rel = 0.1 if args.rel_error is None else args.rel_error
+    t0 = time.perf_counter()
+    e = fp.rare_tail(threshold=t, side=side, rel_error=rel, progress=not args.quiet, **net, **run)
+    dt = time.perf_counter() - t0
+    print(
+        f"{net['activation']} network, width {net['width']}, depth {net['depth']}, {net['weights']} weights, "
+        f"sigma_w = {net['sigma_w']:g}, sigma_b = {net['sigma_b']:g}, seed {a['seed']}: {dt:.2f} s"
+    )
+    print(e)
+    law = _exact_law(net)
+    if law is not None:
+        print(f"exact: {float(law.sf(t) if side == 'upper' else law.cdf(t)):.6e}")
+    out = _out(args)
+    e.save(out)
+    print(f"wrote {out}  (load with fastprop.RareTailEstimate.load)")
+    png = _png(args)
+    if png:
+        mc = fp.simulate_chains(n_chains=10**5, keep_norms=True, seed=a["seed"], target=args.target, **net)
+        bulk = float(np.exp(np.median(mc.norms[-1])))
+        points = [
+            fp.rare_tail(threshold=float(u), side=side, rel_error=max(rel, 0.1), **net, **run)
+            for u in np.geomspace(bulk, t, 8)[1:-1]
+        ]
+        plot.rare_tail_curve([*points, e], np.exp(mc.norms[-1]), law, path=png)
+        print(f"wrote {png}")
+
+
+def _exact_law(net, x0=1.0):
+    """The exact law of ‖x_L‖ where there is one (Gaussian weights, σ_b = 0, linear/abs/relu)."""
+    from fastprop.chains import exact
+
+    if net["weights"] != "gaussian" or net["sigma_b"] != 0 or net["sigma_w"] <= 0:
+        return None
+    if net["activation"] not in ("linear", "abs", "relu"):
+        return None
+    return exact.chain_norm(net["width"], net["depth"], net["activation"], net["sigma_w"], x0)
+
+
 def _tail(args):
     from fastprop import plot
     from fastprop.run import checkpoint
+
+    if args.rare:
+        return _rare(args)
+    if args.rel_error is not None:
+        raise _ArgError("--rel-error only applies with --rare (for plain chains use --target-rel-error)")
 
     req = _tail_request(args)
     out = _out(args)
@@ -822,7 +897,7 @@ def main(argv=None):
                 raise _ArgError(f"--resume: no such file {args.resume!r}")
             out = _out(args)
             in_place = getattr(args, "resume", None) and out == args.resume  # a checkpoint, any name
-            _writable(out, "--out", None if in_place else _RESULT_EXTENSIONS[args.command])
+            _writable(out, "--out", None if in_place else _RESULT_EXTENSIONS[_kind(args)])
             _writable(_png(args), "--png", (".png",))
         from fastprop.run.distributed import connect
 

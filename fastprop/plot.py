@@ -15,8 +15,8 @@ import numpy as np
 
 from .run.files import atomic_write
 
-__all__ = ["phase_diagram", "edge_curves", "tail_histograms", "singular_value_densities", "kernel_figure",
-           "jacobian_figure"]  # fmt: skip
+__all__ = ["phase_diagram", "edge_curves", "tail_histograms", "rare_tail_curve", "singular_value_densities",
+           "kernel_figure", "jacobian_figure"]  # fmt: skip
 
 
 def _figure(nrows, ncols, size, margins=None):
@@ -184,6 +184,47 @@ def tail_histograms(result, laws=None, path=None, bins_per_decade=10):
             lines.append(f"P(<{t:g}) = {_fmt(lo)}")
         a.text(0.02, 0.98, "\n".join(lines), transform=a.transAxes, va="top", fontsize=8, family="monospace")
         a.legend(loc="upper right", fontsize=8)
+    if path is not None:
+        save_png(fig, path)
+    return fig
+
+
+def rare_tail_curve(estimates, norms=None, law=None, path=None):
+    """The tail of ‖x_L‖ over many decades: :class:`fastprop.RareTailEstimate` points (one
+    network and side) with their 95 % intervals, the empirical tail of plain chains
+    ``norms`` (‖x_L‖ samples) where there are any, and the exact law where ``law`` is given
+    (:func:`fastprop.chains.exact.chain_norm`)."""
+    p = estimates[-1].params
+    upper = p["side"] == "upper"
+    fig, ax = _figure(1, 1, (7.5, 5.2))
+    a = ax[0, 0]
+    t = np.array([e.params["threshold"] for e in estimates])
+    order = np.argsort(t)
+    est = [estimates[i] for i in order]
+    t = t[order]
+    y = np.array([10.0**e.log10_p for e in est])
+    lo = np.array([max(e.ci_low, 1e-320) for e in est])
+    hi = np.array([e.ci_high for e in est])
+    a.errorbar(t, y, yerr=[y - np.minimum(lo, y), hi - y], fmt="o", color="C3", ms=4, capsize=3,
+               label=f"rare_tail ({', '.join(sorted({e.method for e in est}))}), 95 % intervals")  # fmt: skip
+    if norms is not None and len(norms):
+        v = np.sort(np.asarray(norms))
+        frac = (np.arange(v.size, 0, -1) if upper else np.arange(1, v.size + 1)) / v.size
+        a.step(v, frac, where="post", color="C0", lw=1, label=f"{v.size:,} plain chains")
+    if law is not None:
+        grid = np.geomspace(min(t.min(), np.min(norms) if norms is not None else t.min()), t.max(), 200)
+        exact = law.sf(grid) if upper else law.cdf(grid)
+        a.plot(grid, exact, color="k", lw=1, label="exact law")
+    a.set_xscale("log")
+    a.set_yscale("log")
+    a.set_xlabel(f"t  (‖x_{p['depth']}‖)")
+    a.set_ylabel(f"P(‖x_L‖ {'>' if upper else '<'} t)")
+    a.set_title(
+        f"{p['activation']}, width {p['width']}, depth {p['depth']}, {p['weights']} weights, "
+        f"σ_w = {p['sigma_w']:g}, σ_b = {p['sigma_b']:g}",
+        fontsize=10,
+    )
+    a.legend(fontsize=8, loc="lower left" if upper else "lower right")
     if path is not None:
         save_png(fig, path)
     return fig

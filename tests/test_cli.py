@@ -119,6 +119,36 @@ def test_tail_netcdf_and_options(tmp_path):
     assert "exact" in r.stdout and "||x||>2" in r.stdout and "float32" in r.stdout
 
 
+def test_tail_rare_estimate_and_curve(tmp_path):
+    r = run("tail", "--rare", "upper:1e4", "--width", "4", "--depth", "20", "--rel-error", "0.1", "--seed", "3",
+            "--target", "cpu", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    e = fp.RareTailEstimate.load(tmp_path / "fastprop_rare.json")
+    assert e == fp.rare_tail(4, 20, 1e4, rel_error=0.1, seed=3, target="cpu")
+    assert "speed-up over plain Monte Carlo" in r.stdout and "method tilt" in r.stdout
+    exact = float(r.stdout.split("exact: ")[1].split()[0])
+    assert exact == pytest.approx(float(fp.exact.chain_norm(4, 20).sf(1e4)), rel=1e-6)
+    assert_png(tmp_path / "fastprop_rare.png")
+
+
+def test_tail_rare_splitting_and_bad_combinations(tmp_path):
+    args = ("--rare", "lower:0.2", "--width", "4", "--depth", "6", "--activation", "tanh", "--sigma-w", "1.5",
+            "--sigma-b", "0.3", "--rel-error", "0.3", "--png", "none", "--out", "t.json")  # fmt: skip
+    r = run("tail", *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert fp.RareTailEstimate.load(tmp_path / "t.json").method == "splitting"
+    for extra, message in [
+        (("--chains", "100"), "--rare does not take --chains"),
+        (("--depth", "3", "5"), "one depth"),
+        (("--out", "t.npz"), "must end in .json"),
+        (("--method", "tilt"), "method='tilt' needs"),
+    ]:
+        bad = run("tail", *args, *extra, cwd=tmp_path)
+        assert bad.returncode == 2 and message in bad.stderr, (extra, bad.stderr)
+    r = run("tail", "--rel-error", "0.1", "--chains", "10", cwd=tmp_path)
+    assert r.returncode == 2 and "--rel-error only applies with --rare" in r.stderr
+
+
 def _wait_for(path, proc, timeout=120.0):
     t0 = time.monotonic()
     while not path.exists():

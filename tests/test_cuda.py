@@ -193,6 +193,23 @@ def test_jacobians_on_the_gpu_are_the_cpu_result(method, act, weights, rms):
         np.testing.assert_allclose(gpu.stats.norms, cpu.stats.norms, rtol=1e-9, atol=1e-9)
 
 
+@needs_cuda
+@pytest.mark.parametrize(
+    "kw",
+    [dict(width=4, depth=12, threshold=30.0),
+     dict(width=30, depth=3, threshold=0.05, side="lower", activation="relu", sigma_w=2**0.5)],  # fmt: skip
+)
+def test_rare_tilt_on_the_gpu_is_the_cpu_estimate(kw):
+    """The tilted chains (the one-tilt and the mixture proposal) run on the GPU give the CPU's estimate."""
+    gpu = fp.rare_tail(target="cuda", rel_error=0.2, max_chains=600, seed=4, **kw)
+    cpu = fp.rare_tail(target="cpu", rel_error=0.2, max_chains=600, seed=4, **kw)
+    assert gpu.n == cpu.n == 600
+    if SIMULATED:
+        assert gpu == cpu
+    else:  # libdevice's log, exp and lgamma may differ from the CPU's in the last ulps
+        assert gpu.p == pytest.approx(cpu.p, rel=1e-9)
+
+
 @pytest.mark.skipif(USABLE, reason="a CUDA device (or the simulator) is usable here")
 def test_cuda_without_a_gpu_is_a_clear_error():
     with pytest.raises(ValueError, match="needs a usable NVIDIA GPU"):
@@ -290,7 +307,7 @@ COMPILER, NO_COMPILER = _compiler_status()
 def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     """What the simulator only interprets, compiled to PTX for an H100 (sm_90):
     the grid and edge kernels, the chain kernels (float64 and float32), the Jacobian chain kernel
-    and the NNGP kernel of every built-in activation, and the statistics kernels. Runs wherever
+    and the NNGP kernel of every built-in activation, the statistics kernels and the tilted chains. Runs wherever
     numba-cuda and its NVVM are installed, with or without a GPU; CI sets FASTPROP_REQUIRE_NVVM=1 so that it
     cannot pass by skipping."""
     if not COMPILER:
@@ -328,6 +345,10 @@ def test_every_kernel_compiles_for_a_gpu(name, monkeypatch):
     kernels.append((kernels_cuda._kernel(layer_kernels(act, "cpu")),
                     (i64, i64, a2, a2, a3, float64, float64, boolean, i64[:], a3, a3, uint8[:])))  # fmt: skip
     if name == "linear":
+        from fastprop.rare import cuda as rare_cuda
+
+        rare_sig = (a1, i64, i64, uint64, i64, a3, i64[:], a1, a1, float64, float64, boolean)
+        kernels.append((rare_cuda._kernel(), rare_sig))
         update, normalize = chains_cuda.stats_kernels()
         i2 = i64[:, :]
         kernels += [

@@ -78,6 +78,19 @@ def test_jacobians_equal_the_local_run(client):
     assert r.identical(fp.simulate_jacobians(n_chains=3001, target="cpu", **kw))
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [dict(width=4, depth=10, threshold=100.0, rel_error=0.01),
+     dict(width=4, depth=6, threshold=1.9, activation="tanh", sigma_w=1.5, sigma_b=0.3, rel_error=0.3, particles=50,
+          moves=2)],  # fmt: skip
+)
+def test_rare_tail_equals_the_local_run(client, kw):
+    """Tilted chain ranges and splitting runs on the workers: the local estimate, bit for bit."""
+    e = fp.rare_tail(client=client, seed=2, **kw)
+    assert e == fp.rare_tail(target="cpu", seed=2, **kw)
+    assert e.n > 2 * 16384 if e.method == "tilt" else e.diagnostics["runs"] >= 32
+
+
 def test_cli_scheduler_option(client, tmp_path):
     from fastprop.cli import main
 

@@ -9,12 +9,14 @@ import numpy as np
 
 from ..run.compile import specialise
 
-__all__ = ["chain_function", "chain_kernel", "stats_kernel"]
+__all__ = ["samplers", "chain_function", "chain_kernel", "stats_kernel"]
 
 _CACHE: dict = {}
 
 
-def _samplers(act, dtype):
+def samplers(act, dtype="float64"):
+    """The compiled samplers module of an activation and working dtype (its one-chain
+    functions, e.g. ``invariant_layer``, for the engines built on the chains)."""
     key = ("samplers", act.fingerprint, dtype)
     module = _CACHE.get(key)
     if module is None:
@@ -31,7 +33,7 @@ def _samplers(act, dtype):
 def chain_function(act, dtype="float64"):
     """The scalar chain function of an activation and working dtype, compiled by
     whichever target calls it (also as a CUDA device function)."""
-    return _samplers(act, dtype).chain
+    return samplers(act, dtype).chain
 
 
 def chain_kernel(act, target, dtype="float64"):
@@ -39,12 +41,12 @@ def chain_kernel(act, target, dtype="float64"):
     key = ("batches", act.fingerprint, target, dtype)
     k = _CACHE.get(key)
     if k is None:
-        samplers = _samplers(act, dtype)
+        chains = samplers(act, dtype)
         module = specialise(
             "fastprop.chains.batches",
             f"chains-{act.name}-batches-{dtype}-{target}",
-            f"{act.name}:{act.fingerprint}:{dtype}:{target}:{samplers.__name__}",
-            {"chain": samplers.chain, "dtype": np.dtype(dtype), "PARALLEL": target == "parallel"},
+            f"{act.name}:{act.fingerprint}:{dtype}:{target}:{chains.__name__}",
+            {"chain": chains.chain, "dtype": np.dtype(dtype), "PARALLEL": target == "parallel"},
             shared=act.portable,
         )
         k = _CACHE[key] = module.run

@@ -223,11 +223,9 @@ def next_normal(st):
 
 
 @njit(cache=True)
-def gamma_variate(st, a):
-    """A Gamma(a, 1) variate, a > 0 (Marsaglia & Tsang 2000); each trial reads
-    one normal and one uniform, and a < 1 is boosted by U^{1/a}."""
-    boost = a < 1.0
-    shape = a + 1.0 if boost else a
+def _gamma_core(st, shape):
+    """Marsaglia & Tsang's (2000) accepted Gamma(shape, 1) variate, shape ≥ 1; each
+    trial reads one normal and one uniform."""
     dd = shape - 1.0 / 3.0
     cc = 1.0 / math.sqrt(9.0 * dd)
     while True:
@@ -239,11 +237,25 @@ def gamma_variate(st, a):
         u = next_uniform(st)
         x2 = x * x
         if u < 1.0 - 0.0331 * x2 * x2 or math.log(u) < 0.5 * x2 + dd * (1.0 - v + math.log(v)):
-            g = dd * v
-            break
-    if boost:
-        g *= math.exp(math.log(next_uniform(st)) / a)
-    return g
+            return dd * v
+
+
+@njit(cache=True)
+def gamma_variate(st, a):
+    """A Gamma(a, 1) variate, a > 0 (Marsaglia & Tsang 2000); a < 1 is boosted:
+    Gamma(a) = Gamma(a + 1) · U^{1/a}."""
+    if a < 1.0:
+        return _gamma_core(st, a + 1.0) * math.exp(math.log(next_uniform(st)) / a)
+    return _gamma_core(st, a)
+
+
+@njit(cache=True)
+def log_gamma_variate(st, a):
+    """log of the :func:`gamma_variate` drawn from the same numbers, without
+    underflow for tiny a (where U^{1/a} would round to 0)."""
+    if a < 1.0:
+        return math.log(_gamma_core(st, a + 1.0)) + math.log(next_uniform(st)) / a
+    return math.log(_gamma_core(st, a))
 
 
 @njit(cache=True)

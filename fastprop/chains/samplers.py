@@ -135,15 +135,52 @@ def dense_chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, pos_sq,
 
 
 @njit(cache=CACHE)
+def invariant_layer(z, off, n2, logn, d, nb, sw, sb, ortho, x, h):
+    """One layer of the invariant sampler from the normals ``z[off : off + d + nb]``
+    (nb = d bias normals for orthogonal weights with σ_b > 0, else 0), given
+    n2 = ‖x‖² and logn = log‖x‖ of its input: returns those of its output.
+
+    Given x, ``h = W x + b`` is N(0, (σ_w²‖x‖²/d + σ_b²) I) for Gaussian weights and
+    σ_w‖x‖·z/‖z‖ + σ_b z' for orthogonal ones. n2 is used while it and the
+    pre-activation variance are representable (the plain arithmetic); beyond, the
+    scale comes from logn, so the layer overflows only where ‖x‖ itself does, and a
+    NaN stays NaN (never a zero norm)."""
+    v = sw * sw * n2 / d + sb * sb
+    in_range = (N2_MIN < n2 < N2_MAX or logn == -math.inf) and v < N2_MAX
+    r = 0.0 if in_range else math.exp(logn)  # ‖x‖, outside the range of n2
+    if ortho:
+        zz = 0.0
+        for i in range(d):
+            zz += z[off + i] * z[off + i]
+        c = sw * math.sqrt(n2 / zz) if in_range else sw * r / math.sqrt(zz)
+        for i in range(d):
+            h[i] = c * z[off + i]
+        for i in range(nb):
+            h[i] += sb * z[off + d + i]
+    else:
+        s = math.sqrt(v) if in_range else math.hypot(sw * r / math.sqrt(d), sb)
+        for i in range(d):
+            h[i] = s * z[off + i]
+    n2 = 0.0
+    for i in range(d):
+        y = phi(h[i])
+        n2 += y * y
+    if N2_MIN < n2 < N2_MAX:
+        logn = 0.5 * math.log(n2)
+    else:  # zero, underflowed, overflowed or NaN: from the vector itself
+        for i in range(d):
+            x[i] = phi(h[i])
+        logn = _log_norm(x, d)
+    return n2, logn
+
+
+@njit(cache=CACHE)
 def invariant_chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, pos_sq, neg_sq, z, q, x, h):
     """The invariant sampler for general φ."""
     half_log_d = 0.5 * math.log(d)
     nrec = rec.shape[0]
     j = 0  # the next recorded layer is rec[j] (rec is increasing); out[j, col] holds it
-    # invariant sampler, general φ: carry log‖x‖, and n2 = ‖x‖² while it is
-    # representable (the same arithmetic as ever there); beyond, the layer's
-    # scale comes from log‖x‖, so it overflows only where ‖x‖ itself does,
-    # as in the dense sampler, and a NaN stays NaN (never a zero norm)
+    # general φ: carry log‖x‖, and n2 = ‖x‖² while it is representable (invariant_layer)
     n2 = 0.0
     for i in range(d):
         n2 += x0[i] * x0[i]
@@ -151,37 +188,10 @@ def invariant_chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, pos
     if rec[0] == 0:
         out[0, col] = logn
         j = 1
+    nb = d if (ortho and sb > 0.0) else 0
     for ell in range(1, L + 1):
-        # the plain arithmetic while ‖x‖² and the pre-activation variance are representable
-        v = sw * sw * n2 / d + sb * sb
-        in_range = (N2_MIN < n2 < N2_MAX or logn == -math.inf) and v < N2_MAX
-        r = 0.0 if in_range else math.exp(logn)  # ‖x‖, outside the range of n2
-        if ortho:
-            nb = d if sb > 0.0 else 0
-            rng.fill_normals(st, z, d + nb)
-            zz = 0.0
-            for i in range(d):
-                zz += z[i] * z[i]
-            c = sw * math.sqrt(n2 / zz) if in_range else sw * r / math.sqrt(zz)
-            for i in range(d):
-                h[i] = c * z[i]
-            for i in range(nb):
-                h[i] += sb * z[d + i]
-        else:
-            s = math.sqrt(v) if in_range else math.hypot(sw * r / math.sqrt(d), sb)
-            rng.fill_normals(st, z, d)
-            for i in range(d):
-                h[i] = s * z[i]
-        n2 = 0.0
-        for i in range(d):
-            y = phi(h[i])
-            n2 += y * y
-        if N2_MIN < n2 < N2_MAX:
-            logn = 0.5 * math.log(n2)
-        else:  # zero, underflowed, overflowed or NaN: from the vector itself
-            for i in range(d):
-                x[i] = phi(h[i])
-            logn = _log_norm(x, d)
+        rng.fill_normals(st, z, d + nb)
+        n2, logn = invariant_layer(z, 0, n2, logn, d, nb, sw, sb, ortho, x, h)
         if j < nrec and rec[j] == ell:
             out[j, col] = logn
             j += 1

@@ -3,7 +3,7 @@ disk, :mod:`fastprop.run.compile`)."""
 
 from __future__ import annotations
 
-from ..chains.compiled import _samplers
+from ..chains.compiled import samplers as chain_samplers
 from ..run.compile import specialise
 
 __all__ = ["chain_module"]
@@ -17,7 +17,7 @@ def chain_module(act, target):
     key = (act.fingerprint, target)
     module = _CACHE.get(key)
     if module is None:
-        samplers = _samplers(act, "float64")
+        samplers = chain_samplers(act, "float64")
         module = _CACHE[key] = specialise(
             "fastprop.jacobians.chain", f"jacobians-{act.name}-{target}",
             f"{act.name}:{act.fingerprint}:{target}:{samplers.__name__}",
