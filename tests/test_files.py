@@ -99,3 +99,35 @@ def test_good_files_still_load_bit_for_bit(chain_file, grid_file):
     assert r.identical(fp.simulate_chains(3, 4, 1000, layers=[2, 4], target="cpu", seed=1))
     g = fp.MeanFieldGrid.load(grid_file)
     assert np.array_equal(g.q_star, fp.meanfield_grid("relu", [1.0, 2.0], [0.0, 0.1, 0.2], target="cpu").q_star)
+
+
+def test_an_interrupted_write_raises_the_interrupt_and_leaves_the_old_file(tmp_path):
+    """Ctrl-C inside np.savez can make zipfile's cleanup fail (a ValueError raised while the
+    KeyboardInterrupt is handled): the interrupt is what comes out, the old file is intact and no
+    temporary file is left (the CLI then checkpoints and exits with 130, not 2)."""
+    from fastprop.run.files import atomic_write, save_npz
+
+    path = tmp_path / "r.npz"
+    save_npz(path, {"a": 1}, {"x": np.arange(3)})
+    before = path.read_bytes()
+
+    def interrupted(fh):
+        try:
+            fh.write(b"partial")
+            raise KeyboardInterrupt
+        finally:
+            raise ValueError("Can't close the ZIP file while there is an open writing handle on it")
+
+    from fastprop.run import files
+
+    with pytest.raises(KeyboardInterrupt):
+        files._write_atomically(path, ".npz", interrupted)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["r.npz"]
+    with pytest.raises(ValueError, match="plain"):  # other errors pass unchanged
+
+        def failing(fh):
+            raise ValueError("plain")
+
+        files._write_atomically(path, ".npz", failing)
+    atomic_write(path, b"new")
+    assert path.read_bytes() == b"new"

@@ -156,7 +156,22 @@ def test_deterministic_norms_are_exact():
     e = fp.rare_tail(5, 7, 2.0, weights="orthogonal", sigma_w=1.2)  # ‖x_L‖ = 1.2⁷ ≈ 3.58
     assert (e.method, e.p, e.ci_low, e.ci_high, e.n) == ("exact", 1.0, 1.0, 1.0, 0)
     assert fp.rare_tail(5, 7, 2.0, "lower", weights="orthogonal", sigma_w=1.2).p == 0.0
-    assert fp.rare_tail(5, 0, 0.5).p == 1.0  # depth 0: ‖x_0‖ = 1
+    assert fp.rare_tail(5, 0, 0.5).p == 1.0  # depth 0: ‖x_0‖ = 1, whatever the method
+    assert fp.rare_tail(5, 0, 2.0, method="tilt").p == 0.0
+    # ‖x_3‖ = 2³ = 8 exactly (exp(3 log 2) is 7.999999999999998): not below 8
+    assert fp.rare_tail(4, 3, 8.0, "lower", weights="orthogonal", sigma_w=2.0).p == 0.0
+
+
+def test_splitting_when_most_networks_die():
+    """Orthogonal relu, σ_b = 0: a layer kills the signal with probability 2^−d, so at width 2 and
+    depth 12 most networks are 0 (a first level of −inf). Against plain Monte Carlo."""
+    kw = dict(width=2, depth=12, activation="relu", sigma_w=1.5, weights="orthogonal")
+    mc = fp.simulate_chains(n_chains=2 * 10**6, thresholds=(20.0,), seed=3, target="parallel", **kw)
+    ref = mc.tail_probability(20.0)
+    e = fp.rare_tail(threshold=20.0, rel_error=0.1, seed=2, target="parallel", particles=300, **kw)
+    assert e.method == "splitting" and e.converged and e.diagnostics["levels"][0] == -math.inf
+    se_mc = math.sqrt(ref.p * (1 - ref.p) / ref.n)
+    assert abs(e.p - ref.p) <= Z * math.hypot(se_mc, e.rel_std_error * e.p), (e, ref)
 
 
 def test_an_unreachable_threshold_gives_zero_with_a_note():
@@ -185,6 +200,9 @@ def test_save_and_load(tmp_path):
         (dict(method="cem"), ValueError, "method"),
         (dict(rel_error=0.0), ValueError, "rel_error"),
         (dict(rel_error=1.5), ValueError, "rel_error"),
+        (dict(rel_error=1.0), ValueError, "rel_error"),
+        (dict(particles=5), ValueError, "particles"),
+        (dict(activation="tanh", width=10**4, depth=10**4, particles=10**4), Exception, "memory"),
         (dict(max_chains=0), ValueError, "max_chains"),
         (dict(width=0), ValueError, "width"),
         (dict(depth=-1), ValueError, "depth"),

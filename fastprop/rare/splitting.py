@@ -17,8 +17,9 @@ particle makes ``m`` preconditioned Crank–Nicolson moves ``Z' = √(1−ε²) 
 (reversible for N(0, I)), accepted when ``S(Z') > γ_t``; so the moves leave the law
 of Z given {S > γ_t} invariant. With fixed levels ``∏_t p̂_t`` is an unbiased
 estimate of P(S > s) (a Feynman–Kac particle estimate: Del Moral 2004, §3.5;
-Cérou, Del Moral, Furon & Guyader 2012), for any move count and step. The step ε
-of each level is set from the acceptance rate at the level before (towards 30 %).
+Cérou, Del Moral, Furon & Guyader 2012), for any move count and steps fixed in
+advance: the pilot adapts the step ε of each level to the acceptance rate at the
+level before (towards 30 %), and the runs reuse the pilot's steps.
 
 ``run_levels`` with ``adaptive`` is the pilot that chooses the levels: each is the
 (1 − p0) quantile of the scores (Cérou & Guyader 2007), until the threshold.
@@ -99,11 +100,13 @@ def _move(st, Z, S, prop, level, N, D, m, eps, L, d, nb, sw, sb, ortho, sign, x,
 
 
 @njit(cache=CACHE)
-def run_levels(st, levels, adaptive, target, N, m, p0, L, d, nb, sw, sb, ortho, sign, stats):
+def run_levels(st, levels, steps, adaptive, target, N, m, p0, L, d, nb, sw, sb, ortho, sign, stats):
     """One splitting run: returns log ∏ p̂_t (−inf when a level has no survivor).
 
-    Fixed levels ``levels`` (the last is ``target``), or, with ``adaptive``, levels
-    chosen on the way and written to ``levels`` (its length caps their number).
+    Fixed levels ``levels`` (the last is ``target``) and pCN steps ``steps`` (one a
+    level: fixed kernels keep the run unbiased), or, with ``adaptive``, levels chosen on
+    the way and steps adapted to the acceptance rate, both written to ``levels`` and
+    ``steps`` (their length caps the number of levels).
     ``stats`` ← (levels passed or STAGNATED, networks evaluated, accepted moves,
     proposed moves)."""
     D = L * (d + nb)
@@ -133,12 +136,15 @@ def run_levels(st, levels, adaptive, target, N, m, p0, L, d, nb, sw, sb, ortho, 
                 k -= 1
             if level == Sp[N - 1] and level < target:
                 level = Sp[k] if k >= 0 else prev
-            if level <= prev or t == levels.shape[0] - 1 and level < target:
+            # (a first level of −inf is real progress: it keeps the networks not dead)
+            if t > 0 and level <= prev or t == levels.shape[0] - 1 and level < target:
                 stats[0] = STAGNATED
                 return log_p
             levels[t] = level
+            steps[t] = eps
         else:
             level = levels[t]
+            eps = steps[t]
         n = _resample(st, Z, S, Zp, Sp, idx, level, N)
         if n == 0:
             stats[0] = t
@@ -151,18 +157,19 @@ def run_levels(st, levels, adaptive, target, N, m, p0, L, d, nb, sw, sb, ortho, 
         stats[1] += N * m
         stats[2] += acc
         stats[3] += N * m
-        rate = acc / (N * m)  # the step towards TARGET_ACCEPTANCE
-        eps = min(1.0, max(1e-3, eps * math.exp(2.0 * (rate - TARGET_ACCEPTANCE))))
+        if adaptive:  # the step towards TARGET_ACCEPTANCE
+            rate = acc / (N * m)
+            eps = min(1.0, max(1e-3, eps * math.exp(2.0 * (rate - TARGET_ACCEPTANCE))))
         prev = level
         t += 1
 
 
 @njit(parallel=PARALLEL, cache=CACHE)
-def replicas(log_p, stats, first, seed, stream, levels, N, m, L, d, nb, sw, sb, ortho, sign):
+def replicas(log_p, stats, first, seed, stream, levels, steps, N, m, L, d, nb, sw, sb, ortho, sign):
     """Independent fixed-level runs r = first … first + len(log_p) − 1, run r on the stream
     (seed, stream + r): ``log_p[i]``, ``stats[i]`` of run first + i."""
     target = levels[levels.shape[0] - 1]
     for i in prange(log_p.shape[0]):
         st = np.empty(rng.STREAM_SIZE, np.uint64)
         rng.stream_init(st, seed, stream + np.uint64(first + i))
-        log_p[i] = run_levels(st, levels, False, target, N, m, 0.0, L, d, nb, sw, sb, ortho, sign, stats[i])
+        log_p[i] = run_levels(st, levels, steps, False, target, N, m, 0.0, L, d, nb, sw, sb, ortho, sign, stats[i])

@@ -28,7 +28,12 @@ def _temporary(path, suffix):
 
 def _write_atomically(path, suffix, write):
     """Call ``write(fh)`` on a temporary file beside ``path``, then rename it over
-    ``path``: ``path`` is either untouched or complete, and no temporary file is left."""
+    ``path``: ``path`` is either untouched or complete, and no temporary file is left.
+
+    Ctrl-C (or SIGTERM mapped to KeyboardInterrupt) during the write is re-raised as the
+    KeyboardInterrupt itself, even where the writer's cleanup then fails because of it
+    (``zipfile`` refuses to close an archive whose member was being written, a
+    ValueError raised while handling the interrupt), so that callers see the interrupt."""
     fd, tmp = _temporary(path, suffix)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -36,10 +41,24 @@ def _write_atomically(path, suffix, write):
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        interrupt = _interruption(exc)
+        if interrupt is not None and interrupt is not exc:
+            raise interrupt from None
         raise
+
+
+def _interruption(exc):
+    """The KeyboardInterrupt ``exc`` is, or was raised while handling; None if there is none."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__context__
+    return None
 
 
 def atomic_write(path, payload: bytes):
