@@ -74,6 +74,7 @@ def test_relu_at_depth_one_beyond_the_float_range():
         exact_log10 = float(law.logsf(t)) / math.log(10)
         assert abs(e.log10_p - exact_log10) <= Z * e.rel_std_error / math.log(10), (e, exact_log10)
     assert e.p == 0.0 and e.log10_p < -400 and math.isfinite(e.log10_p)
+    assert e.speedup == math.inf and e.rel_error < 0.1  # computed in logs, not 0/0
 
 
 def test_tilt_interval_coverage():

@@ -248,10 +248,12 @@ def _estimate(log_p, rel, n, method, converged, diagnostics, params, z=_Z95):
     half = z * rel
     lo = p * max(0.0, 1.0 - half) if math.isfinite(rel) else 0.0
     hi = min(1.0, p * (1.0 + half)) if math.isfinite(rel) else 1.0
-    if p > 0 and math.isfinite(rel) and rel > 0:
-        speedup = (1.0 - min(p, 1.0)) / (p * rel * rel) / max(n, 1)
+    if log_p > -math.inf and math.isfinite(rel) and rel > 0 and p < 1.0:
+        # in logs: p may lie below the smallest double (then the ratio is astronomically large)
+        log_speedup = math.log1p(-p) - log_p - 2.0 * math.log(rel) - math.log(max(n, 1))
+        speedup = math.exp(min(log_speedup, 709.0)) if log_speedup < 709.0 else math.inf
     else:
-        speedup = math.nan if p == 0 else math.inf
+        speedup = math.nan if log_p == -math.inf else math.inf
     return RareTailEstimate(
         p=min(p, 1.0), ci_low=lo, ci_high=hi, rel_error=half, rel_std_error=rel, n=int(n), method=method,
         converged=converged, log10_p=log_p / math.log(10.0), speedup=speedup, diagnostics=diagnostics, params=params,
