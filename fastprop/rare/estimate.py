@@ -22,7 +22,7 @@ Methods (``method="auto"`` picks the first that applies):
     (benchmarks/README.md): for tanh (σ_w = 1.5, σ_b = 0.3), width 10, depth 100, both
     tails near 1e-8, one run of 1000 particles has a relative standard deviation of
     about 0.26 for ~60 000 networks, so 32 runs give ±10 % with 2·10⁶ networks where
-    plain Monte Carlo needs 4–6·10¹⁰ (2–3·10⁴ times the work); its work grows like
+    plain Monte Carlo needs 3–6·10¹⁰ (1.6–2.8·10⁴ times the work); its work grows like
     log(1/p)², plain Monte Carlo's like 1/p. Its runs are
     independent and run on CPU threads (one run a thread) and on Dask workers; a run
     is a population of particles that branch and die, a poor fit for a GPU, so it
