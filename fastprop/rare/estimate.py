@@ -46,6 +46,7 @@ from .. import _validate
 from ..activations import activation as _activation
 from ..chains import exact, exactsum, rng
 from ..chains.common import WEIGHTS
+from ..chains.simulate import _choice
 from ..run import resources as _resources
 from ..run import schedule
 from ..run.progress import make as _progress
@@ -200,12 +201,6 @@ def rare_tail(
 
 
 # ------------------------------------------------------------------ checks and the exact case
-def _choice(value, name, allowed):
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-    return value
-
-
 def _particles(particles, L, d, bias_normals, threads):
     """The particles of a splitting run (default: 1000, fewer where a run's two populations of
     normals would pass PARTICLE_BYTES), refused before any work when the runs that go at once
