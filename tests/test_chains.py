@@ -431,6 +431,21 @@ def test_invariant_overflows_where_dense_does_at_huge_sigma(kw):
     assert counts["invariant"][:3] == counts["dense"][:3] == [0, 0, 0], counts
 
 
+@pytest.mark.parametrize("method, weights, act", [("dense", "gaussian", "relu"), ("dense", "orthogonal", "leaky_relu"),
+                                                  ("invariant", "gaussian", "relu"),
+                                                  ("invariant", "orthogonal", "leaky_relu"),
+                                                  ("invariant", "orthogonal", "linear")])  # fmt: skip
+def test_homogeneous_chains_carry_any_scale_of_sigma_w(method, weights, act):
+    # σ_b = 0, φ positively homogeneous: log‖x_L‖ = L log σ_w + (the σ_w = 1 chain), even where
+    # ‖x‖² or the gain σ_w² χ² leave the doubles (σ_w = 1e±200: once −inf or +inf)
+    kw = dict(method=method, weights=weights, target="cpu", seed=5, keep_norms=True)
+    ref = fp.simulate_chains(5, 3, 400, act, 1.0, **kw).norms[-1]
+    for sw in (1e200, 1e-200):
+        got = fp.simulate_chains(5, 3, 400, act, sw, **kw).norms[-1] - 3 * math.log(sw)
+        assert np.array_equal(np.isfinite(got), np.isfinite(ref))
+        np.testing.assert_allclose(got[np.isfinite(ref)], ref[np.isfinite(ref)], rtol=0, atol=1e-9)
+
+
 def test_a_result_from_before_fingerprints_merges_with_a_new_one():
     a = fp.simulate_chains(3, 2, 10, target="cpu")
     b = fp.simulate_chains(3, 2, 10, target="cpu", first_chain=10)

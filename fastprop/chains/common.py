@@ -56,6 +56,51 @@ def _log_norm(x, d):
 
 
 @njit(cache=True)
+def _unit(h, x, d):
+    """x ← h/‖h‖ (``x`` may be ``h``) and return log‖h‖, with no spurious overflow or underflow:
+    −inf for h = 0 (x left as it is), NaN if h has a NaN. For ‖h‖² in (N2_MIN, N2_MAX) the
+    arithmetic is r2 = Σ h_i², x_i = h_i · (1/√r2); outside, h is scaled by max |h_i| first."""
+    r2 = 0.0
+    for i in range(d):
+        r2 += h[i] * h[i]
+    if N2_MIN < r2 < N2_MAX:
+        r = 1.0 / math.sqrt(r2)
+        for i in range(d):
+            x[i] = h[i] * r
+        return 0.5 * math.log(r2)
+    m = 0.0
+    for i in range(d):
+        a = abs(h[i])
+        if a != a:
+            return math.nan
+        m = max(m, a)
+    if m == 0.0:
+        return -math.inf
+    if m == math.inf:
+        return math.inf
+    t = 0.0
+    for i in range(d):
+        t += (h[i] / m) ** 2
+    r = 1.0 / math.sqrt(t)
+    for i in range(d):
+        x[i] = (h[i] / m) * r
+    return math.log(m) + 0.5 * math.log(t)
+
+
+@njit(cache=True)
+def _half_log_gain(r2, sw, rest):
+    """½ log r2 for a squared gain r2 = σ_w² · rest (rest ≥ 0 of moderate size), also where r2
+    itself leaves the doubles (σ_w beyond about 1e±150): log σ_w + ½ log rest there."""
+    if N2_MIN < r2 < N2_MAX:
+        return 0.5 * math.log(r2)
+    if rest == 0.0 or sw == 0.0:
+        return -math.inf
+    if rest > 0.0:
+        return math.log(sw) + 0.5 * math.log(rest)
+    return math.nan
+
+
+@njit(cache=True)
 def _haar_apply(z, q, x, y, d):
     """y = O x with O Haar-orthogonal: Gram–Schmidt (twice, for stability) of the
     columns of the Gaussian matrix whose column k is z[k·d:(k+1)·d]."""

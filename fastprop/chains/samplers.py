@@ -12,7 +12,7 @@ import math
 from numba import njit
 
 from fastprop.chains import rng
-from fastprop.chains.common import DENSE, N2_MAX, N2_MIN, _haar_apply, _log_norm
+from fastprop.chains.common import DENSE, N2_MAX, N2_MIN, _haar_apply, _half_log_gain, _log_norm, _unit
 from fastprop.run.compile import bound
 
 ev, F, CACHE = bound(__name__, "ev", "F", "CACHE")
@@ -64,16 +64,11 @@ def tracked_chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, pos_s
             return
         if method == DENSE:
             dense_preact(st, z, q, x, h, d, sw, 0.0, ortho)
-            r2 = 0.0
             for i in range(d):
                 h[i] = phi(h[i])
-                r2 += h[i] * h[i]
-            if r2 > 0.0:
-                r = 1.0 / math.sqrt(r2)
-                for i in range(d):
-                    x[i] = h[i] * r
+            gain = _unit(h, x, d)
         elif ortho and pos_sq == neg_sq:
-            r2 = sw * sw * pos_sq
+            gain = _half_log_gain(sw * sw * pos_sq, sw, pos_sq)
         elif ortho:
             rng.fill_normals(st, z, d)
             zz = 0.0
@@ -84,6 +79,15 @@ def tracked_chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, pos_s
             for i in range(d):
                 y = phi(c * z[i])
                 r2 += y * y
+            if not N2_MIN < r2 < N2_MAX:  # φ(c z) = c φ(z): the same gain in logs
+                r2 = 0.0
+                for i in range(d):
+                    y = phi(z[i])
+                    r2 += y * y
+                r2 = _half_log_gain(0.0, sw, r2 / zz)
+            else:
+                r2 = 0.5 * math.log(r2)
+            gain = r2
         else:
             if pos_sq == neg_sq:
                 g = pos_sq * rng.chi2_variate(st, d)
@@ -94,13 +98,11 @@ def tracked_chain(st, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, pos_s
                     g += pos_sq * rng.chi2_variate(st, k)
                 if neg_sq > 0.0:
                     g += neg_sq * rng.chi2_variate(st, d - k)
-            r2 = sw * sw / d * g
-        if r2 > 0.0:
-            logn += 0.5 * math.log(r2)
-        elif r2 == 0.0:
+            gain = _half_log_gain(sw * sw / d * g, sw, g / d)
+        if gain == -math.inf:
             logn = -math.inf
-        else:  # NaN (a NaN input): undefined, never a zero
-            logn = math.nan
+        else:  # (NaN from a NaN input: undefined, never a zero)
+            logn += gain
         if j < nrec and rec[j] == ell:
             out[j, col] = logn
             j += 1
