@@ -36,6 +36,66 @@ def test_lyapunov_exponents_of_gaussian_products(method):
     assert np.all(hi - lo < 0.04)
 
 
+def relu_lyapunov(d, sw):
+    """ReLU, Gaussian weights, σ_b = 0, in the frame whose first vector is x̂_0: log|T_ii| is a sum
+    over layers of independent ½ log((σ_w²/d) χ²_{K−i+1}) (i = 1 … d), K ~ Binomial(d, ½) the
+    number of units on, so the exponent conditioned on |T_ii| > 0 (K ≥ i in every layer) is
+    ½[ln(2σ_w²/d) + E(ψ((K − i + 1)/2) | K ≥ i)] at every depth."""
+    k = np.arange(d + 1)
+    pk = np.array([math.comb(d, int(j)) for j in k]) / 2.0**d
+    lam = []
+    for i in range(1, d + 1):
+        on = k >= i
+        lam.append(0.5 * (math.log(2 * sw * sw / d) + np.sum(pk[on] * digamma((k[on] - i + 1) / 2)) / pk[on].sum()))
+    return np.array(lam)
+
+
+@pytest.mark.parametrize("method", ["triangular", "rotated", "dense"])
+def test_lyapunov_exponents_of_relu_networks_in_closed_form(method):
+    d, L, n, sw = 5, 3, 4000, 1.4
+    r = fp.simulate_jacobians(d, L, n, "relu", sw, method=method, layers=[L], seed=8)
+    lam, lo, hi = r.lyapunov(level=0.9999, nonzero=True)  # ±3.9 SE
+    exact = relu_lyapunov(d, sw)
+    kept = np.array([r.law(f"r{i + 1}").zeros[-1] < n for i in range(d)])
+    assert kept[:3].all()  # (all 5 units on in all 3 layers: 1 chain in 30 000)
+    assert np.all(lo[kept] < exact[kept]) and np.all(exact[kept] < hi[kept]), (lam, exact)
+    # abs: |φ'| = 1, so T (not Q: its first column is |g|/‖g‖ ≥ 0) has the law of the linear chain's
+    a = fp.simulate_jacobians(d, L, n, "abs", sw, method=method, layers=[L], seed=8)
+    lam, lo, hi = a.lyapunov(level=0.9999)
+    assert np.all(lo < newman(d, sw)) and np.all(newman(d, sw) < hi), lam
+
+
+def test_wide_triangular_layers_draw_their_chi_variates_exactly():
+    # past 32 degrees of freedom the χ² variates are gamma variates: ReLU at width 70 (K ≈ 35 units
+    # on) and abs at width 40 against their closed forms
+    r = fp.simulate_jacobians(70, 2, 600, "relu", 1.3, layers=[2], seed=4)
+    assert r.params["method"] == "triangular"
+    lam, lo, hi = r.lyapunov(level=0.9999, nonzero=True)
+    exact = relu_lyapunov(70, 1.3)
+    assert np.all(lo[:30] < exact[:30]) and np.all(exact[:30] < hi[:30]), (lam[:30], exact[:30])
+    a = fp.simulate_jacobians(40, 2, 600, "abs", 1.3, layers=[2], seed=4)
+    lam, lo, hi = a.lyapunov(level=0.9999)
+    assert np.all(lo < newman(40, 1.3)) and np.all(newman(40, 1.3) < hi), lam
+
+
+def test_triangular_relu_sampler_agrees_with_dense_networks_in_law():
+    # no QR: the R factor of each ReLU layer drawn directly; every recorded quantity has the law of
+    # the dense sampler's (the networks of simulate_chains)
+    d, L, n = 6, 8, 6000
+    kw = dict(activation="relu", sigma_w=1.5, layers=[2, L], keep_values=True)
+    a = fp.simulate_jacobians(d, L, n, method="triangular", seed=1, **kw)
+    b = fp.simulate_jacobians(d, L, n, method="dense", seed=2, **kw)
+    assert fp.simulate_jacobians(d, 2, 10, "relu").params["method"] == "triangular"  # the default here
+    for ell in (2, L):
+        for q in ("s1", "s2", "s3", "r1", "r2", "backward", "forward", "s2/s1", "effective_rank"):
+            x, y = values(a, q, ell), values(b, q, ell)
+            p, pb = np.isfinite(x).mean(), np.isfinite(y).mean()  # J's rank: the same law
+            assert abs(p - pb) < 4.5 * math.sqrt(2 * p * (1 - p) / n) + 1e-12, (q, ell, p, pb)
+            x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+            se = math.hypot(x.std() / math.sqrt(x.size), y.std() / math.sqrt(y.size))
+            assert abs(x.mean() - y.mean()) < 4.5 * se, (q, ell, x.mean(), y.mean())
+
+
 def test_orthogonal_linear_singular_values_are_exact():
     d, L, sw = 5, 40, 1.1
     for method in ("triangular", "rotated", "dense"):
@@ -89,6 +149,10 @@ def test_relu_jacobian_maps_the_input_to_the_output():
         got = values(r, "forward", ell) + math.log(np.linalg.norm(x0))
         want = chains.norms[chains._slot(ell)]
         finite = np.isfinite(want)
+        np.testing.assert_allclose(got[finite], want[finite], rtol=0, atol=1e-11)
+        assert np.array_equal(np.isneginf(got), np.isneginf(want))
+        # the frame's first vector is x̂_0, so T_11 = ‖J x̂_0‖ = ‖x_ℓ‖/‖x_0‖
+        got = values(r, "r1", ell) + math.log(np.linalg.norm(x0))
         np.testing.assert_allclose(got[finite], want[finite], rtol=0, atol=1e-11)
         assert np.array_equal(np.isneginf(got), np.isneginf(want))
     # rank collapse: at width 6 some units are always off, so J is singular and s_6 = 0 exactly
@@ -195,6 +259,10 @@ def test_bad_input():
         fp.simulate_jacobians(4, 5, 10, "tanh", method="triangular")
     with pytest.raises(ValueError, match="triangular"):
         fp.simulate_jacobians(4, 5, 10, "linear", method="triangular", rms_norm=True)
+    for kw in (dict(activation="relu", sigma_b=0.1), dict(activation="leaky_relu"),
+               dict(activation="relu", weights="orthogonal"), dict(activation="abs", x0=np.zeros(4))):  # fmt: skip
+        with pytest.raises(ValueError, match="triangular"):
+            fp.simulate_jacobians(4, 5, 10, method="triangular", **kw)
     with pytest.raises(ValueError, match="shape"):
         fp.simulate_jacobians(4, 5, 10, u=np.ones(3))
     with pytest.raises(ValueError, match="non-zero"):
@@ -237,6 +305,15 @@ def test_homogeneous_networks_do_not_depend_on_the_input_scale():
         assert np.array_equal(a.law("s1").zeros, b.law("s1").zeros)
         np.testing.assert_allclose(a.mean_log_singular_values(), b.mean_log_singular_values(), rtol=1e-12)
     assert a.mean_log_singular_values()[0] < -400  # far below the smallest double, without underflow
+    # weights so large that ‖h‖² leaves the doubles: J scales by σ_w^ℓ, the same networks otherwise
+    kw = dict(width=5, depth=4, n_chains=300, layers=[4], seed=2, method="dense", keep_values=True)
+    ref = fp.simulate_jacobians(activation="relu", sigma_w=1.0, **kw)
+    for sw in (1e200, 1e-200):
+        big = fp.simulate_jacobians(activation="relu", sigma_w=sw, **kw)
+        for q in ("s1", "s3", "backward"):
+            want, got = values(ref, q), values(big, q) - 4 * math.log(sw)
+            assert np.array_equal(np.isfinite(got), np.isfinite(want)) and np.isfinite(want).sum() > 10
+            np.testing.assert_allclose(got[np.isfinite(want)], want[np.isfinite(want)], rtol=0, atol=1e-9)
 
 
 def test_extreme_inputs_give_values_not_crashes():

@@ -90,19 +90,29 @@ def qr_known_rank(Mt, d, k, V, tau, sgn):
     k-th lie in the span of the first k, so floating-point rounding there is replaced by the exact
     value)."""
     for j in range(k):
-        t, beta = reflector(Mt[j], j, d, V[j])
+        alpha = Mt[j, j]
+        ss = 0.0
+        for i in range(j + 1, d):
+            ss += Mt[j, i] * Mt[j, i]
+        if 1e-290 < ss < 1e290 and abs(alpha) < 1e145:  # (reflector's common case, inline)
+            beta = -math.copysign(math.sqrt(alpha * alpha + ss), alpha)
+            t = (beta - alpha) / beta
+            r = 1.0 / (alpha - beta)
+            V[j, j] = 1.0
+            for i in range(j + 1, d):
+                V[j, i] = Mt[j, i] * r
+        else:
+            t, beta = reflector(Mt[j], j, d, V[j])
         tau[j] = t
         if t != 0.0:
-            v = V[j]
             for c in range(j + 1, d):
-                col = Mt[c]
-                s = col[j]
+                s = Mt[c, j]
                 for i in range(j + 1, d):
-                    s += v[i] * col[i]
+                    s += V[j, i] * Mt[c, i]
                 s *= t
-                col[j] -= s
+                Mt[c, j] -= s
                 for i in range(j + 1, d):
-                    col[i] -= s * v[i]
+                    Mt[c, i] -= s * V[j, i]
         Mt[j, j] = beta
         for i in range(j + 1, d):
             Mt[j, i] = 0.0
@@ -141,6 +151,56 @@ def apply_qt(w, d, k, V, tau, sgn, pre, tau_pre, perm, buf):
                 w[i] -= s * V[j, i]
     for i in range(d):
         w[i] *= sgn[i]
+
+
+@njit(cache=True)
+def times_q(Mt, d, k, V, tau, sgn, pre, tau_pre, perm, Bt):
+    """M ← M Q for M given by columns (Mt[c] is column c) and Q as in :func:`apply_qt`: row by row
+    the same arithmetic as ``apply_qt`` on each row of M (row i of M Q is Qᵀ applied to row i of
+    M), done a reflector at a time over all rows, so that the inner loops run along contiguous
+    columns. ``Bt`` (d × d) is work space."""
+    if perm[0] >= 0:  # column m of M Pᵀ is column perm[m] of M
+        for m in range(d):
+            p = perm[m]
+            for r in range(d):
+                Bt[m, r] = Mt[p, r]
+        for m in range(d):
+            for r in range(d):
+                Mt[m, r] = Bt[m, r]
+    y = Bt[0]
+    if tau_pre != 0.0:
+        for r in range(d):
+            y[r] = 0.0
+        for i in range(d):
+            f = pre[i]
+            for r in range(d):
+                y[r] += f * Mt[i, r]
+        for r in range(d):
+            y[r] *= tau_pre
+        for i in range(d):
+            f = pre[i]
+            for r in range(d):
+                Mt[i, r] -= y[r] * f
+    for j in range(k):
+        t = tau[j]
+        if t != 0.0:
+            for r in range(d):
+                y[r] = Mt[j, r]
+            for i in range(j + 1, d):
+                f = V[j, i]
+                for r in range(d):
+                    y[r] += f * Mt[i, r]
+            for r in range(d):
+                y[r] *= t
+                Mt[j, r] -= y[r]
+            for i in range(j + 1, d):
+                f = V[j, i]
+                for r in range(d):
+                    Mt[i, r] -= y[r] * f
+    for i in range(d):
+        if sgn[i] != 1.0:
+            for r in range(d):
+                Mt[i, r] *= sgn[i]
 
 
 @njit(cache=True)
@@ -231,38 +291,79 @@ def identity_triangle(That, e, live, d):
         e[i] = 1
 
 
+LAZY_LOW, LAZY_HIGH = 2.0**-200, 2.0**200
+"""Between updates a row of T̂ may drift within [LAZY_LOW, LAZY_HIGH) before it is renormalised
+(:func:`update_triangle`); :func:`normalise_triangle` restores max |T̂_ik| ∈ [½, 1)."""
+
+
 @njit(cache=True)
 def update_triangle(Rt, That, e, live, d, tmp):
     """T ← R T for upper triangular R given by columns (R_im = Rt[m, i]; non-negative diagonal,
     rows of zeros allowed), on the scaled form diag(2^e) T̂. ``live[i]`` says whether row i of T
     is non-zero. Row i of the product only reads rows m ≥ i, so rows are replaced in increasing
-    order."""
+    order. Each new row is Σ_m R_im 2^(e_m − top) T̂_m with ``top`` the largest e_m it mixes: the
+    factors 2^(e_m − top) are exact, so the values do not depend on how the rows are scaled. A row
+    whose largest entry stays in [LAZY_LOW, LAZY_HIGH) keeps its scale (no renormalisation: an
+    exponent then tracks its row's magnitude to within 2^±200, enough to keep every product
+    finite); the others are brought back to [½, 1) exactly."""
     for i in range(d):
         top = EXP_FLOOR * 4  # the largest scale among the rows that row i mixes
         for m in range(i, d):
-            if live[m] and Rt[m, i] != 0.0 and e[m] > top:
-                top = e[m]
-        for c in range(d):
+            if Rt[m, i] != 0.0 and live[m] != 0:
+                top = max(top, e[m])
+        for c in range(d):  # (full-length rows: T̂ is zero below its diagonal; fewer loop shapes)
             tmp[c] = 0.0
         if top > EXP_FLOOR * 4:
             for m in range(i, d):
+                r = Rt[m, i]
                 k = e[m] - top
-                if live[m] and Rt[m, i] != 0.0 and k > EXP_FLOOR:
-                    f = Rt[m, i] * pow2(k)  # (exact unless it is subnormal: then it is negligible)
-                    for c in range(m, d):
+                if r != 0.0 and live[m] != 0 and k >= POW2_LOW:  # (2^k below the doubles: nothing)
+                    f = r * POW2[k - POW2_LOW]  # exact unless subnormal: then negligible
+                    for c in range(d):
                         tmp[c] += f * That[m, c]
-        ex = normalise_row(tmp, d)
-        for c in range(d):
-            That[i, c] = tmp[c]
         mx = 0.0
         for c in range(d):
+            That[i, c] = tmp[c]
             mx = max(mx, abs(tmp[c]))
         if mx == 0.0:
             live[i] = 0
             e[i] = 0
+        elif LAZY_LOW <= mx < LAZY_HIGH:
+            live[i] = 1
+            e[i] = top
         else:  # (a row with inf or NaN keeps them: the chain's values are then undefined)
             live[i] = 1
-            e[i] = top + ex
+            e[i] = top + normalise_row_from(That, i, d)
+
+
+@njit(cache=True)
+def normalise_row_from(That, i, d):
+    """Row i of the upper triangle T̂ (entries i … d−1) scaled by a power of two so that its largest
+    entry is in [½, 1); returns the exponent taken out (0 for a zero or non-finite row, left as it
+    is). Exact: only the exponent changes (ldexp only rounds a result in the subnormal range)."""
+    mx = 0.0
+    for c in range(i, d):
+        mx = max(mx, abs(That[i, c]))
+    if mx == 0.0 or not math.isfinite(mx):
+        return 0
+    _, ex = math.frexp(mx)
+    if -1000 < ex < 1000:
+        f = pow2(-ex)
+        for c in range(i, d):
+            That[i, c] *= f
+    else:
+        for c in range(i, d):
+            That[i, c] = math.ldexp(That[i, c], -ex)
+    return ex
+
+
+@njit(cache=True)
+def normalise_triangle(That, e, live, d):
+    """Every live row of T̂ back to max |T̂_ik| ∈ [½, 1) (exact), the form the singular values,
+    the diagonal and the norms read."""
+    for i in range(d):
+        if live[i]:
+            e[i] += normalise_row_from(That, i, d)
 
 
 @njit(cache=True)

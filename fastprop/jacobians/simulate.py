@@ -36,6 +36,20 @@ def is_identity(act):
     return act.homogeneous and tuple(act.eval3(1.0)[:2]) == (1.0, 1.0) and tuple(act.eval3(-1.0)[:2]) == (-1.0, 1.0)
 
 
+def triangular_applies(act, sb, weights, rms_norm, x0):
+    """Whether the exact ``"triangular"`` sampler applies (:mod:`fastprop.jacobians.chain`): no
+    normalisation, and either linear φ, or Gaussian weights, σ_b = 0, x_0 ≠ 0 and φ positively
+    homogeneous with |φ'| ∈ {0, 1} (φ' is constant on each half-line, so φ'(±1) tells: linear, ReLU,
+    abs)."""
+    if rms_norm:
+        return False
+    if is_identity(act):
+        return True
+    slopes = {abs(float(act.eval3(1.0)[1])), abs(float(act.eval3(-1.0)[1]))}
+    return (act.homogeneous and sb == 0.0 and weights == "gaussian" and bool(np.any(x0 != 0.0))
+            and slopes <= {0.0, 1.0} and slopes != {0.0})  # fmt: skip
+
+
 def _unit(vec, name, d):
     """A unit vector of shape (d,) (``vec`` normalised), or None."""
     if vec is None:
@@ -61,10 +75,11 @@ def simulate_jacobians(width=10, depth=100, n_chains=10**4, activation="linear",
     Chain c under ``seed`` is the network of :func:`fastprop.simulate_chains` (DESIGN §1): with
     ``method="dense"`` it reads the same stream with the same arithmetic, so its x_ℓ is chain c of
     ``simulate_chains(method="dense")`` bit for bit; the other samplers are exact in law
-    (:mod:`fastprop.jacobians.chain`). The product is carried in QR form J_ℓ = Q_ℓ T_ℓ
-    (Benettin's method; each step's rows sorted by |φ'| before its Householder QR) with power-of-two
-    row scales, so any depth neither overflows nor underflows; the singular values are those of T_ℓ
-    by one-sided Jacobi on the scaled rows (:mod:`fastprop.jacobians.linalg`), not the diagonal of
+    (:mod:`fastprop.jacobians.chain`). The product is carried in QR form J_ℓ V = Q_ℓ T_ℓ
+    (Benettin's method, its first frame vector V e_1 = x̂_0; each step's rows sorted by |φ'| before
+    its Householder QR) with power-of-two row scales, so any depth neither overflows nor underflows;
+    the singular values are those of T_ℓ by one-sided Jacobi on the scaled rows
+    (:mod:`fastprop.jacobians.linalg`), not the diagonal of
     T_ℓ (which only agrees in the limit). Accuracy, tested against the product multiplied out in
     160-digit arithmetic: every log s_i within 1e-10·max(1, ℓ/10), the smallest included, when
     the singular values span 80 decades or φ' spans tens of decades within a layer. With
@@ -77,9 +92,10 @@ def simulate_jacobians(width=10, depth=100, n_chains=10**4, activation="linear",
         As for :func:`fastprop.simulate_chains`.
     method : {"auto", "dense", "rotated", "triangular"}
         "dense": every weight drawn, the same networks as ``simulate_chains``; "rotated": W_ℓ Q_{ℓ−1}
-        drawn directly (exact in law, saves a d³ product a layer); "triangular": linear φ without
-        RMS normalisation only, the QR factor of each layer drawn directly (χ on the diagonal,
-        normals above; d²/2 normals a layer). "auto": "triangular" where it applies, else "rotated".
+        drawn directly (exact in law, saves a d³ product a layer); "triangular": the QR factor of each
+        layer drawn directly (χ on the diagonal, normals above; no QR): linear φ, or Gaussian
+        weights with σ_b = 0 and ReLU or abs, without RMS normalisation. "auto": "triangular" where
+        it applies, else "rotated".
     thresholds : sequence of float > 0
         t with exact counts of each quantity > t and < t (``result.law(q).tail_probability``).
     target : {"auto", "cpu", "parallel", "cuda"}
@@ -124,15 +140,17 @@ def simulate_jacobians(width=10, depth=100, n_chains=10**4, activation="linear",
     method = _choice(method, "method", METHODS)
     rms_norm = _validate.boolean(rms_norm, "rms_norm")
     keep_values = _validate.boolean(keep_values, "keep_values")
-    linear = is_identity(act) and not rms_norm
-    if method == "triangular" and not linear:
-        raise ValueError("method='triangular' needs the linear activation without rms_norm (J must not depend on x)")
-    resolved = ("triangular" if linear else "rotated") if method == "auto" else method
+    x0v = _input(x0, d)
+    exact = triangular_applies(act, sb, weights, rms_norm, x0v)
+    if method == "triangular" and not exact:
+        raise ValueError("method='triangular' needs no rms_norm and either the linear activation, or Gaussian weights, "
+                         "sigma_b = 0, a non-zero x0 and a positively homogeneous activation with |phi'| in {0, 1} "
+                         "(relu, abs)")
+    resolved = ("triangular" if exact else "rotated") if method == "auto" else method
     rec = _layers(layers, L)
     thr = _thresholds(thresholds)
     check_target(target)
     tgt = resolve_target(target) if client is None else target
-    x0v = _input(x0, d)
     uv = _unit(u, "u", d)
     uv = np.full(d, 1.0 / math.sqrt(d)) if uv is None else uv
     vv = _unit(v, "v", d)
@@ -140,10 +158,12 @@ def simulate_jacobians(width=10, depth=100, n_chains=10**4, activation="linear",
     batch = _batch(batch_size, n, nslots)
     what = f"simulate_jacobians(width={d}, {rec.size} recorded layers{', keep_values' if keep_values else ''})"
     _resources.require(_memory(d, nslots, n if keep_values else 0, abs(batch), tgt), what)
+    # ("qr_frame": T's frame starts at x̂_0, so results saved before it had one do not merge)
     params = {"width": d, "depth": L, "activation": act.name, "activation_fingerprint": act.fingerprint,
               "sigma_w": sw, "sigma_b": sb, "weights": weights, "method": resolved, "rms_norm": rms_norm,
               "seed": seed, "x0": None if x0 is None else x0v.tolist(), "u": uv.tolist(),
-              "v": None if vv is None else vv.tolist(), "keep_norms": keep_values, "dtype": "float64"}  # fmt: skip
+              "v": None if vv is None else vv.tolist(), "keep_norms": keep_values, "dtype": "float64",
+              "qr_frame": "x0"}  # fmt: skip
     if client is not None:
         kwargs = dict(width=d, depth=L, activation=schedule.activation_ref(act), sigma_w=sw, sigma_b=sb,
                       weights=weights, method=resolved, layers=rec.tolist(), thresholds=thr.tolist(), seed=seed,
