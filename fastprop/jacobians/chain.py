@@ -8,10 +8,15 @@ imported directly.
 Chain ``c`` under seed ``s`` runs the network of :func:`fastprop.simulate_chains` and carries
 J_ℓ = ∂x_ℓ/∂x_0 = D_ℓ W_ℓ ⋯ D_1 W_1 (D_ℓ = diag φ'(h_ℓ); with RMS normalisation each layer also
 contributes the normalisation's derivative (√d/‖x‖)(I − x̂x̂ᵀ)) in QR form J_ℓ V = Q_ℓ T_ℓ
-(:mod:`fastprop.jacobians.linalg`). The frame V is orthogonal with V e_0 = x̂_0 (a reflector,
-its first column's sign fixed; V = I for x_0 = 0): Benettin's first frame vector is the input
-direction, so T_ℓ's first diagonal entry is ‖J_ℓ x̂_0‖ (for ReLU with σ_b = 0 the forward gain
-‖x_ℓ‖/‖x_0‖), and V changes no singular value.
+(:mod:`fastprop.jacobians.linalg`). The frame V changes no singular value. For positively
+homogeneous φ with σ_b = 0 and no normalisation (and for the ``TRIANGULAR`` sampler) it is
+orthogonal with V e_0 = x̂_0 (a reflector, its first column's sign fixed): Benettin's first frame
+vector is the input direction, T_ℓ's first diagonal entry is ‖J_ℓ x̂_0‖ = ‖x_ℓ‖/‖x_0‖, and every
+layer is then the same in law, so log|T_ii| are sums of independent, identically distributed
+per-layer terms (no transient in the Lyapunov estimates). Otherwise V = I: there J_ℓ x̂_0 stays
+close to the forward signal's direction for many layers, whose gain is lowered where units
+saturate, so a frame starting at x̂_0 biases the finite-depth estimates (tanh, σ_w = 1.2,
+σ_b = 0.1, width 10, depth 100: λ_1 came out 0.008 lower, 17 standard errors, than with V = I).
 Q_0 = V, T_0 = I; each step is a QR factorisation D_ℓ W_ℓ Q_{ℓ−1} = Q_ℓ R_ℓ with
 T_ℓ = R_ℓ T_{ℓ−1}. Where D_ℓ has zeros (a ReLU unit off, a saturated hard_tanh) the rank of the
 step is known exactly, and the factorisation keeps the exact zeros (``qr_known_rank``).
@@ -297,6 +302,13 @@ def layer_step(st, x, h, z, q, a, d, sw, sb, method, ortho, rms, tracked, mats, 
 
 
 @njit(cache=CACHE)
+def frame_at_x0(method, homogeneous, sb, rms):
+    """Whether the QR frame starts at x̂_0 (module docstring): positively homogeneous φ with σ_b = 0
+    and no normalisation, and the ``TRIANGULAR`` sampler; else V = I."""
+    return method == TRIANGULAR or (homogeneous and sb == 0.0 and not rms)
+
+
+@njit(cache=CACHE)
 def jacobian_chain(st, dst, out, col, rec, L, d, sw, sb, x0, method, ortho, rms, homogeneous, u, v, v_random, z, q, x,
                    h, a, mats, vecs, ints):  # fmt: skip
     """Chain ``col`` (streams ``st`` and ``dst`` set to (s, c) and (s, c + 2⁶³)): its recorded
@@ -311,11 +323,11 @@ def jacobian_chain(st, dst, out, col, rec, L, d, sw, sb, x0, method, ortho, rms,
     la.identity_triangle(mats[T_], ints[E_], ints[LIVE], d)
     for i in range(d):
         vecs[SGN, i] = 1.0
-    # the frame: J_0 V = V = Q_0 T_0 with T_0 = I, and Q_0 = V = H diag(±1, 1, …, 1), H the reflector
-    # taking x̂_0 to ±e_0 and the sign such that V e_0 = x̂_0
+    # the frame: J_0 V = V = Q_0 T_0 with T_0 = I; where it starts at x̂_0, Q_0 = V = H diag(±1, 1, …, 1),
+    # H the reflector taking x̂_0 to ±e_0 and the sign such that V e_0 = x̂_0
     tau_pre = 0.0
     logn = _log_norm(x0, d)
-    if -math.inf < logn < math.inf:
+    if frame_at_x0(method, homogeneous, sb, rms) and -math.inf < logn < math.inf:
         xh = vecs[TMP]
         mx = 0.0
         for i in range(d):

@@ -27,8 +27,8 @@ __all__ = ["JacobianResult", "quantities"]
 def quantities(d):
     """The names of the recorded quantities of a width-d chain, in slot order: "s1" … "s<d>" (the
     singular values of J_ℓ, largest first), "r1" … "r<d>" (|T_ii| of the QR form J_ℓ V = Q_ℓ T_ℓ,
-    V orthogonal with V e_1 = x̂_0, whose logs over ℓ estimate the Lyapunov exponents; r1 =
-    ‖J_ℓ x̂_0‖), "backward" (‖J_ℓᵀ u‖), "forward"
+    whose logs over ℓ estimate the Lyapunov exponents; V = I, or V e_1 = x̂_0 for positively
+    homogeneous φ with σ_b = 0 (params["qr_frame"]), where r1 = ‖x_ℓ‖/‖x_0‖), "backward" (‖J_ℓᵀ u‖), "forward"
     (‖J_ℓ v‖), "s2/s1" and "effective_rank" ((Σ s_i)²/Σ s_i²)."""
     return (*(f"s{i + 1}" for i in range(d)), *(f"r{i + 1}" for i in range(d)), "backward", "forward", "s2/s1",
             "effective_rank")  # fmt: skip

@@ -76,7 +76,8 @@ def simulate_jacobians(width=10, depth=100, n_chains=10**4, activation="linear",
     ``method="dense"`` it reads the same stream with the same arithmetic, so its x_ℓ is chain c of
     ``simulate_chains(method="dense")`` bit for bit; the other samplers are exact in law
     (:mod:`fastprop.jacobians.chain`). The product is carried in QR form J_ℓ V = Q_ℓ T_ℓ
-    (Benettin's method, its first frame vector V e_1 = x̂_0; each step's rows sorted by |φ'| before
+    (Benettin's method, its first frame vector V e_1 = x̂_0 for homogeneous φ with σ_b = 0, else
+    V = I; each step's rows sorted by |φ'| before
     its Householder QR) with power-of-two row scales, so any depth neither overflows nor underflows;
     the singular values are those of T_ℓ by one-sided Jacobi on the scaled rows
     (:mod:`fastprop.jacobians.linalg`), not the diagonal of
@@ -158,12 +159,13 @@ def simulate_jacobians(width=10, depth=100, n_chains=10**4, activation="linear",
     batch = _batch(batch_size, n, nslots)
     what = f"simulate_jacobians(width={d}, {rec.size} recorded layers{', keep_values' if keep_values else ''})"
     _resources.require(_memory(d, nslots, n if keep_values else 0, abs(batch), tgt), what)
-    # ("qr_frame": T's frame starts at x̂_0, so results saved before it had one do not merge)
+    # ("qr_frame": where T's frame starts; results saved before it had one do not merge)
+    frame = resolved == "triangular" or (act.homogeneous and sb == 0.0 and not rms_norm)
     params = {"width": d, "depth": L, "activation": act.name, "activation_fingerprint": act.fingerprint,
               "sigma_w": sw, "sigma_b": sb, "weights": weights, "method": resolved, "rms_norm": rms_norm,
               "seed": seed, "x0": None if x0 is None else x0v.tolist(), "u": uv.tolist(),
               "v": None if vv is None else vv.tolist(), "keep_norms": keep_values, "dtype": "float64",
-              "qr_frame": "x0"}  # fmt: skip
+              "qr_frame": "x0" if frame else "identity"}  # fmt: skip
     if client is not None:
         kwargs = dict(width=d, depth=L, activation=schedule.activation_ref(act), sigma_w=sw, sigma_b=sb,
                       weights=weights, method=resolved, layers=rec.tolist(), thresholds=thr.tolist(), seed=seed,
