@@ -36,7 +36,8 @@ Samplers (``method``):
     d³ product.
 ``TRIANGULAR``
     Gaussian weights, σ_b = 0, no normalisation, and φ positively homogeneous with |φ'| ∈ {0, 1}
-    (linear, ReLU, abs); or linear φ with orthogonal weights (R = σ_w I). Then x_{ℓ−1} = J_{ℓ−1} x_0
+    (linear, ReLU, abs); or linear φ with any σ_b (J does not depend on x), and with orthogonal
+    weights R = σ_w I. Then x_{ℓ−1} = J_{ℓ−1} x_0
     (φ(h) = φ'(h) h), so in the frame V, Q_{ℓ−1}ᵀ x_{ℓ−1} = T_{ℓ−1} Vᵀ x_0 ∝ e_0 and h_ℓ ∝ g, the
     first column of the Gaussian G_ℓ = W_ℓ Q_{ℓ−1}; its other columns are independent of g, hence
     of D_ℓ = diag φ'(g). With K = #{i: φ'(g_i) ≠ 0}, D_ℓ maps them to independent standard
@@ -58,8 +59,9 @@ Q_ℓᵀ u = (q·u, ‖P u‖ ω, 0, …, 0) (``triangular_qtu``): exact in law 
 
 Recorded at layer ``rec[j]`` into ``out[q · nrec + j, col]`` for the quantities ``q``
 (:data:`fastprop.jacobians.result.QUANTITIES`): log s_i(J_ℓ) (i = 0 … d−1, largest first), log |T_ii|
-(whose mean over chains, / ℓ, estimates the Lyapunov exponents; ``r1`` is log ‖J_ℓ x̂_0‖), log ‖J_ℓᵀ u‖, log ‖J_ℓ v‖,
-log(s_2/s_1) and log of the effective rank (Σ s_i)²/Σ s_i².
+(whose mean over chains, / ℓ, estimates the Lyapunov exponents; with the frame at x̂_0, ``r1`` is
+log ‖J_ℓ x̂_0‖), log ‖J_ℓᵀ u‖, log ‖J_ℓ v‖, log(s_2/s_1) and log of the effective rank
+(Σ s_i)²/Σ s_i².
 """
 
 import math
