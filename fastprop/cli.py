@@ -114,10 +114,10 @@ def _jacobian_parser(sub):
         "jacobian",
         help="finite-width input–output Jacobians: singular values and rank collapse against depth, Lyapunov spectra",
         description="Random networks of --width units (fp.simulate_jacobians): for the first activation, the laws "
-        "(median and 10–90 %% band) of every log singular value of J_l = dx_l/dx_0 against depth, and s_2/s_1 "
+        "(median and 10–90 % band) of every log singular value of J_l = dx_l/dx_0 against depth, and s_2/s_1 "
         "against depth with and without RMS normalisation (the collapse of products of matrices towards rank "
         "one); for every activation, the Lyapunov spectrum (lambda_i = E log|T_ii| / L from the QR method, with "
-        "95 %% intervals; conditioned on |T_ii| > 0 where a ReLU network lost directions exactly). sigma_w on "
+        "95 % intervals; conditioned on |T_ii| > 0 where a ReLU network lost directions exactly). sigma_w on "
         "the edge of chaos (chi_1 = 1) unless --sigma-w is given. Writes the curves "
         "(.npz) and the figure.",
     )
@@ -175,7 +175,7 @@ def _parser():
     t = sub.add_parser(
         "tail",
         help="Monte-Carlo law of ‖x_ℓ‖ for random finite-width networks: tail probabilities and histograms",
-        description="Simulate random width-d networks and estimate P(‖x_ℓ‖ > t), P(‖x_ℓ‖ < t) with 95 %% "
+        description="Simulate random width-d networks and estimate P(‖x_ℓ‖ > t), P(‖x_ℓ‖ < t) with 95 % "
         "Wilson intervals (and the exact value where the exact law applies). Defaults: width 10, depths "
         "1, 20, 100, 10^6 chains of a linear Gaussian network with σ_w = 1. Long runs are resumable: "
         "Ctrl-C keeps a checkpoint in --out; continue it with --resume FILE.",
