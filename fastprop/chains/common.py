@@ -32,6 +32,24 @@ N2_MAX = 1e300
 
 
 @njit(cache=True)
+def _max_and_scaled_square(x, d):
+    """(m, t) with m = max |x_i| and t = Σ (x_i/m)² ∈ [1, d], so ‖x‖ = m √t with nothing out of
+    range; t = 0 when m is 0, inf or NaN (then m says which)."""
+    m = 0.0
+    for i in range(d):
+        a = abs(x[i])
+        if a != a:
+            return math.nan, 0.0
+        m = max(m, a)
+    if m == 0.0 or m == math.inf:
+        return m, 0.0
+    t = 0.0
+    for i in range(d):
+        t += (x[i] / m) ** 2
+    return m, t
+
+
+@njit(cache=True)
 def _log_norm(x, d):
     """log‖x‖ without spurious overflow/underflow (−inf for 0, NaN if x has NaN)."""
     s = 0.0
@@ -39,19 +57,9 @@ def _log_norm(x, d):
         s += x[i] * x[i]
     if N2_MIN < s < N2_MAX:
         return 0.5 * math.log(s)
-    m = 0.0
-    for i in range(d):
-        a = abs(x[i])
-        if a != a:
-            return math.nan
-        m = max(m, a)
-    if m == 0.0:
-        return -math.inf
-    if m == math.inf:
-        return math.inf
-    t = 0.0
-    for i in range(d):
-        t += (x[i] / m) ** 2
+    m, t = _max_and_scaled_square(x, d)
+    if t == 0.0:
+        return -math.inf if m == 0.0 else m  # (inf or NaN)
     return math.log(m) + 0.5 * math.log(t)
 
 
@@ -68,19 +76,9 @@ def _unit(h, x, d):
         for i in range(d):
             x[i] = h[i] * r
         return 0.5 * math.log(r2)
-    m = 0.0
-    for i in range(d):
-        a = abs(h[i])
-        if a != a:
-            return math.nan
-        m = max(m, a)
-    if m == 0.0:
-        return -math.inf
-    if m == math.inf:
-        return math.inf
-    t = 0.0
-    for i in range(d):
-        t += (h[i] / m) ** 2
+    m, t = _max_and_scaled_square(h, d)
+    if t == 0.0:
+        return -math.inf if m == 0.0 else m
     r = 1.0 / math.sqrt(t)
     for i in range(d):
         x[i] = (h[i] / m) * r
